@@ -1,0 +1,56 @@
+"""The registry of training methods: an explicit dict, importable without torch.
+
+Each entry names the module and class that implement the method (imported only when the method is
+loaded), with the one-line description the GUI shows. Add a method by writing one module under
+this package and one entry here. Names are lower case with hyphens; `load_method` also accepts
+underscores.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    module: str  # relative to this package
+    class_name: str
+    description: str  # must equal the class's `description` (checked by a test)
+
+
+REGISTRY: dict[str, MethodEntry] = {
+    "supervised": MethodEntry(
+        "supervised", "Supervised", "Labelled frames only: BCE + Dice (the baseline)."
+    ),
+    "mean-teacher": MethodEntry(
+        "mean_teacher",
+        "MeanTeacher",
+        "Mean Teacher: EMA teacher, consistency between noisy student and teacher predictions.",
+    ),
+    "ersr": MethodEntry(
+        "ersr",
+        "ERSR",
+        "ERSR: teacher-student with ellipse-refined, filtered, symmetry-consistent pseudo-labels.",
+    ),
+}
+
+
+class UnknownMethodError(ValueError):
+    pass
+
+
+def canonical_name(name: str) -> str:
+    """The registry key for `name` (case and '_' / '-' insensitive); raises UnknownMethodError."""
+    key = name.strip().lower().replace("_", "-")
+    if key not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}")
+    return key
+
+
+def load_method(name: str) -> type:
+    """The Method subclass registered under `name` (imports torch)."""
+    entry = REGISTRY[canonical_name(name)]
+    module = importlib.import_module(f"{__name__}.{entry.module}")
+    return getattr(module, entry.class_name)
