@@ -17,12 +17,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HC18_DIR = REPO_ROOT.parent / "shared" / "data" / "hc18"
 
 # The phantom's grey levels (core.phantom): background ~0.1, brain ~0.35, skull ring ~0.9.
-# Clipping at the brain level turns the skull into brain, so the head is one filled region whose
-# boundary (the outer skull border) is where the smoothed image crosses the background/brain
-# midpoint: an unbiased segmentation without learning anything.
-_CLIP_LEVEL = 0.35
-_THRESHOLD = 0.225
-_SHARPNESS = 40.0  # logit per unit of smoothed intensity
+# Two thresholds, united: (1) the smoothed image above the background/skull midpoint gives the skull
+# ring with its outer border where it really is (the 0.5 crossing of a linear partial-volume edge);
+# (2) the image clipped at the brain level, eroded by one pixel, fills the inside of the ring
+# without reaching the outer border (clipping alone would push it outward by partial volume).
+_SKULL_THRESHOLD = 0.5
+_BRAIN_LEVEL = 0.35
+_BRAIN_THRESHOLD = 0.225
+_OUTER_SHARPNESS = 40.0  # logit per unit of smoothed intensity
+_INNER_SHARPNESS = 80.0
 
 TINY_MODEL_METADATA = {
     "hc_studio.name": "tiny-threshold",
@@ -59,24 +62,38 @@ def build_threshold_model(
     def const(name: str, value: float) -> onnx.TensorProto:
         return numpy_helper.from_array(np.array(value, dtype=np.float32), name)
 
-    clip = (_CLIP_LEVEL - mean) / std
-    threshold = (_THRESHOLD - mean) / std
-    sharpness = _SHARPNESS * std
+    def level(intensity: float) -> float:
+        return (intensity - mean) / std
+
+    def pool(op: str, source: str, target: str, size: int) -> onnx.NodeProto:
+        extra = {"count_include_pad": 0} if op == "AveragePool" else {}
+        pad = size // 2
+        return helper.make_node(
+            op, [source], [target], kernel_shape=[size, size], pads=[pad] * 4, **extra
+        )
+
     nodes = [
-        helper.make_node("Min", ["image", "clip"], ["clipped"]),
-        helper.make_node(
-            "AveragePool",
-            ["clipped"],
-            ["smoothed"],
-            kernel_shape=[5, 5],
-            pads=[2, 2, 2, 2],
-            count_include_pad=0,
-        ),
-        helper.make_node("Sub", ["smoothed", "threshold"], ["centred"]),
-        helper.make_node("Mul", ["centred", "sharpness"], ["logits"]),
+        pool("AveragePool", "image", "smoothed", 5),
+        helper.make_node("Sub", ["smoothed", "skull_threshold"], ["outer_centred"]),
+        helper.make_node("Mul", ["outer_centred", "outer_sharpness"], ["outer_logits"]),
+        helper.make_node("Min", ["image", "brain_level"], ["clipped"]),
+        helper.make_node("Neg", ["clipped"], ["negated"]),
+        pool("MaxPool", "negated", "eroded_negated", 3),
+        helper.make_node("Neg", ["eroded_negated"], ["eroded"]),
+        pool("AveragePool", "eroded", "inner_smoothed", 5),
+        helper.make_node("Sub", ["inner_smoothed", "brain_threshold"], ["inner_centred"]),
+        helper.make_node("Mul", ["inner_centred", "inner_sharpness"], ["inner_logits"]),
+        helper.make_node("Max", ["outer_logits", "inner_logits"], ["logits"]),
     ]
     final_op = "Sigmoid" if output == "probability" else "Identity"
     nodes.append(helper.make_node(final_op, ["logits"], ["scores"]))
+    constants = {
+        "skull_threshold": level(_SKULL_THRESHOLD),
+        "outer_sharpness": _OUTER_SHARPNESS * std,
+        "brain_level": level(_BRAIN_LEVEL),
+        "brain_threshold": level(_BRAIN_THRESHOLD),
+        "inner_sharpness": _INNER_SHARPNESS * std,
+    }
     height, width = static_hw if static_hw else ("H", "W")
     batch = 1 if static_hw else "N"
     graph = helper.make_graph(
@@ -84,11 +101,7 @@ def build_threshold_model(
         "tiny_threshold",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 1, height, width])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, 1, height, width])],
-        initializer=[
-            const("clip", clip),
-            const("threshold", threshold),
-            const("sharpness", sharpness),
-        ],
+        initializer=[const(name, value) for name, value in constants.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # readable by every onnxruntime the project supports
@@ -106,6 +119,12 @@ def tiny_onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of an ONNX model named "tiny-threshold" that segments `phantom` heads (128x192)."""
     folder = tmp_path_factory.mktemp("tiny_model")
     return build_threshold_model(folder / "tiny-threshold.onnx", TINY_MODEL_METADATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_metadata() -> dict[str, str]:
+    """A copy of the tiny model's metadata, to vary one key in a test."""
+    return dict(TINY_MODEL_METADATA)
 
 
 @pytest.fixture(scope="session")
