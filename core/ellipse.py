@@ -9,7 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+from skimage import measure
+
+from .spacing import Spacing
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class Ellipse:
     angle: float
 
     @classmethod
-    def normalised(cls, cx: float, cy: float, a: float, b: float, angle: float) -> "Ellipse":
+    def normalised(cls, cx: float, cy: float, a: float, b: float, angle: float) -> Ellipse:
         """Build with a >= b and angle folded into [0, pi)."""
         a, b = abs(float(a)), abs(float(b))
         if b > a:
@@ -42,7 +46,7 @@ class Ellipse:
         return conic
 
     @classmethod
-    def from_conic(cls, conic: np.ndarray) -> "Ellipse":
+    def from_conic(cls, conic: np.ndarray) -> Ellipse:
         inner = conic[:2, :2]
         centre = np.linalg.solve(inner, -conic[:2, 2])
         k = -(conic[2, 2] + conic[:2, 2] @ centre)
@@ -54,7 +58,7 @@ class Ellipse:
         angle = math.atan2(eigvecs[1, 0], eigvecs[0, 0])
         return cls.normalised(centre[0], centre[1], a, b, angle)
 
-    def scaled(self, sx: float, sy: float) -> "Ellipse":
+    def scaled(self, sx: float, sy: float) -> Ellipse:
         """The exact image of this ellipse under x -> sx * x, y -> sy * y (e.g. px <-> mm)."""
         if math.isclose(sx, sy, rel_tol=1e-12):
             return Ellipse(self.cx * sx, self.cy * sy, self.a * sx, self.b * sx, self.angle)
@@ -75,7 +79,9 @@ class Ellipse:
         centre = np.array([self.cx, self.cy])
         major = np.array([c, s]) * self.a
         minor = np.array([-s, c]) * self.b
-        return np.stack([centre - major, centre + major]), np.stack([centre - minor, centre + minor])
+        return np.stack([centre - major, centre + major]), np.stack(
+            [centre - minor, centre + minor]
+        )
 
     def normalised_radius_sq(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """d = (u/a)^2 + (v/b)^2 in the ellipse frame: < 1 inside, 1 on, > 1 outside."""
@@ -84,3 +90,173 @@ class Ellipse:
         u = dx * c + dy * s
         v = -dx * s + dy * c
         return (u / self.a) ** 2 + (v / self.b) ** 2
+
+
+@dataclass(frozen=True)
+class EllipseFit:
+    """An ellipse fitted to a segmentation, with what it was fitted to.
+
+    `ellipse_px` is in frame pixel coordinates; `component_mask` is (H, W) bool at frame size;
+    `fit_iou` is the IoU between the rasterised ellipse and that mask (1.0 = the segmentation is
+    exactly elliptical), a fit-quality figure; `n_contour_points` is how many sub-pixel contour
+    points the fit used.
+    """
+
+    ellipse_px: Ellipse
+    fit_iou: float
+    component_mask: np.ndarray
+    n_contour_points: int
+
+
+MIN_FIT_POINTS = 5
+
+
+def fit_ellipse_to_points(xy: np.ndarray) -> Ellipse:
+    """Least-squares ellipse through (N, 2) points (x, y), N >= 5 (OpenCV's algebraic fit).
+
+    Raises ValueError when there are too few points or they do not define an ellipse.
+    """
+    points = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if len(points) < MIN_FIT_POINTS:
+        raise ValueError(
+            f"an ellipse fit needs at least {MIN_FIT_POINTS} points, got {len(points)}"
+        )
+    # cv2 works in float32: centre the points first so large coordinates keep their precision.
+    origin = points.mean(axis=0)
+    (cx, cy), (width, height), angle_deg = cv2.fitEllipse((points - origin).astype(np.float32))
+    # cv2 gives FULL axis lengths; `width` lies along `angle_deg` (degrees), in no fixed order.
+    if not (np.isfinite([cx, cy, width, height]).all() and width > 0 and height > 0):
+        raise ValueError("the points do not define an ellipse")
+    return Ellipse.normalised(
+        cx + origin[0], cy + origin[1], width / 2, height / 2, math.radians(angle_deg)
+    )
+
+
+def _fit_in_mm(xy: np.ndarray, spacing: Spacing | None) -> Ellipse:
+    """Fit pixel points; with anisotropic spacing fit in mm space and map the result back."""
+    if spacing is None or spacing.isotropic:
+        return fit_ellipse_to_points(xy)
+    scale = np.array([spacing.col_mm, spacing.row_mm])
+    ellipse_mm = fit_ellipse_to_points(np.asarray(xy, dtype=np.float64) * scale)
+    return ellipse_mm.scaled(1 / spacing.col_mm, 1 / spacing.row_mm)
+
+
+def fit_outline_mask(outline: np.ndarray, spacing: Spacing | None = None) -> Ellipse:
+    """Pixel-space ellipse fitted to the pixel centres of a (H, W) bool outline (HC18 reference).
+
+    This is how the HC18 reference HC is defined: a least-squares fit to the coordinates of every
+    pixel of the 1-pixel annotation ring. With anisotropic spacing the fit is done in mm space.
+    """
+    rows, cols = np.nonzero(np.asarray(outline))
+    return _fit_in_mm(np.stack([cols, rows], axis=1), spacing)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the largest 8-connected component of `mask` with its holes filled."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        np.asarray(mask, dtype=np.uint8), connectivity=8
+    )
+    if count <= 1:
+        return np.zeros(np.shape(mask), dtype=bool)
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return fill_holes(labels == biggest)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool with every background region not connected to the border set to True."""
+    padded = np.pad(np.asarray(mask, dtype=np.uint8), 1)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    holes = flood == 0
+    return (padded.astype(bool) | holes)[1:-1, 1:-1]
+
+
+def component_map(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """(h, w) float: `prob` kept only on the largest component of prob > level and its border.
+
+    Holes of the component are set to 1 (only its outer boundary remains) and pixels beyond its
+    one-pixel neighbourhood to 0; with 8-connectivity every neighbour of the component is
+    <= level, so the values that interpolation at its border uses are untouched.
+    """
+    prob = np.asarray(prob, dtype=np.float64)
+    component = largest_component(prob > level)
+    neighbourhood = cv2.dilate(component.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    restricted = np.where(neighbourhood, prob, 0.0)
+    restricted[component & (prob <= level)] = 1.0
+    return restricted
+
+
+def subpixel_contour(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """(N, 2) points (x, y): the `level` iso-contour around the largest component of prob > level.
+
+    Outer boundary only (holes filled); the map is zero-padded so that a component touching the
+    frame edge still gives a closed contour. Returns an empty (0, 2) array when nothing exceeds
+    `level`.
+    """
+    restricted = component_map(prob, level)
+    if not (restricted > level).any():
+        return np.zeros((0, 2))
+    contours = measure.find_contours(np.pad(restricted, 1), level)
+    outer = max(contours, key=len)
+    return np.stack([outer[:, 1] - 1, outer[:, 0] - 1], axis=1)
+
+
+def map_to_frame(xy: np.ndarray, net_shape: tuple[int, int], frame_shape: tuple[int, int]):
+    """Map (N, 2) (x, y) from a (h, w) map to a (H, W) frame, each axis with its own scale.
+
+    Pixel-centre convention of cv2.resize: x_frame = (x + 0.5) * W / w - 0.5 (same for y).
+    """
+    (h, w), (frame_h, frame_w) = net_shape, frame_shape
+    scale = np.array([frame_w / w, frame_h / h])
+    return (np.asarray(xy, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def ellipse_from_probability(
+    prob: np.ndarray,
+    frame_shape: tuple[int, int] | None = None,
+    threshold: float = 0.5,
+    spacing: Spacing | None = None,
+) -> EllipseFit | None:
+    """Ellipse of the head in a (h, w) probability map, in frame pixel coordinates.
+
+    The largest component of prob > threshold (holes filled) gives a sub-pixel iso-contour at
+    `threshold`; it is mapped to the (H, W) frame axis by axis (when the map is at network
+    resolution) and fitted by least squares (in mm space when `spacing` is anisotropic).
+    Returns None when no component or too few contour points are found.
+    """
+    prob = np.asarray(prob, dtype=np.float64)
+    frame_shape = tuple(frame_shape) if frame_shape is not None else prob.shape
+    contour = subpixel_contour(prob, threshold)
+    if len(contour) < MIN_FIT_POINTS:
+        return None
+    contour = map_to_frame(contour, prob.shape, frame_shape)
+    try:
+        ellipse = _fit_in_mm(contour, spacing)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    component = _component_mask_at(prob, threshold, frame_shape)
+    fit_iou = ellipse_iou(rasterize_ellipse(ellipse, frame_shape), component)
+    return EllipseFit(ellipse, fit_iou, component, len(contour))
+
+
+def _component_mask_at(prob: np.ndarray, level: float, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the largest component, upsampled (linearly, on its probabilities) to `shape`."""
+    restricted = component_map(prob, level)
+    if restricted.shape != tuple(shape):
+        restricted = cv2.resize(restricted, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return largest_component(restricted > level)
+
+
+def rasterize_ellipse(ellipse_px: Ellipse, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: pixel centres inside or on the ellipse (normalised radius^2 <= 1)."""
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return ellipse_px.normalised_radius_sq(cols.astype(np.float64), rows.astype(np.float64)) <= 1
+
+
+def ellipse_iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
+    """Intersection over union of two (H, W) bool masks; 1.0 when both are empty."""
+    a, b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
+    union = np.count_nonzero(a | b)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(a & b) / union
