@@ -31,7 +31,7 @@ def _as_bool(mask: np.ndarray) -> np.ndarray:
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _pair(a, b)
+    a, b = _as_bool(a), _as_bool(b)
     if a.shape != b.shape:
         raise ValueError(f"mask shapes differ: {a.shape} and {b.shape}")
     return a, b
