@@ -1,0 +1,241 @@
+"""Frame -> head probability -> ellipse -> `MeasurementRecord`.
+
+Status of a record: "ok"; "review: <reasons>" (measured, but the fit or the network looks
+doubtful: the values are kept and a person should look); "no head found"; "error: <problem>"
+(the file or frame could not be read or processed).
+
+Confidence (0.5-1): the network's certainty around the head border, the mean of max(p, 1 - p)
+over the frame pixels whose normalised ellipse radius lies in 0.75-1.25 (a band a quarter of the
+head's size inside and outside the fitted ellipse). A crisp, decided segmentation gives ~0.95+;
+hesitant or patchy probabilities near the head pull it towards 0.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .biometry import biometry_from_ellipse
+from .ellipse import Ellipse, ellipse_from_probability
+from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
+from .inference import SegmentationEngine
+from .io import Frame, FrameReadError, find_frame_files, load_frames
+from .records import STATUS_OK, MeasurementRecord
+from .spacing import Spacing, lookup_csv_size
+
+STATUS_NO_HEAD = "no head found"
+REVIEW_PREFIX = "review: "
+ERROR_PREFIX = "error: "
+REVIEW_FIT_IOU = 0.90  # below: the segmentation is far from elliptical
+REVIEW_CONFIDENCE = 0.85
+REVIEW_MIN_AREA_FRACTION = 0.01  # a "head" covering under 1 % of the frame is suspicious
+_CONFIDENCE_BAND = (0.75**2, 1.25**2)  # on the normalised radius squared
+
+ProgressCallback = Callable[[int, int, MeasurementRecord], None]
+
+
+@dataclass(frozen=True)
+class MeasuredFrame:
+    """A frame's record and the head probability it came from ((H, W) float32, None on error)."""
+
+    record: MeasurementRecord
+    prob: np.ndarray | None
+
+
+def is_failure(record: MeasurementRecord) -> bool:
+    """True for frames that gave no measurement (no head, or an error)."""
+    return record.status == STATUS_NO_HEAD or record.status.startswith(ERROR_PREFIX)
+
+
+def record_from_ellipse(
+    frame_path: str,
+    frame_index: int,
+    spacing: Spacing,
+    ellipse_px: Ellipse,
+    model: str,
+    origin: str = "edited",
+    base: MeasurementRecord | None = None,
+    ga_weeks: float | None = None,
+) -> MeasurementRecord:
+    """A record with HC/BPD/OFD/area, GA and (when `ga_weeks` is known) z-score and centile.
+
+    Used for automatic measurements and when a person edits the ellipse. `base`, when given,
+    keeps its fit_iou, confidence and accepted flag (they describe the automatic result).
+    Uncalibrated frames get lengths in pixels and no GA.
+    """
+    biometry = biometry_from_ellipse(ellipse_px, spacing)
+    values: dict[str, object] = dict(
+        file=frame_path,
+        frame_index=frame_index,
+        spacing=spacing,
+        status=STATUS_OK,
+        ellipse_px=ellipse_px,
+        hc=biometry.hc,
+        bpd=biometry.bpd,
+        ofd=biometry.ofd,
+        area=biometry.area,
+        model=model,
+        origin=origin,
+    )
+    values.update(_gestational_age_values(biometry.hc, spacing, ga_weeks))
+    if base is not None:
+        values.update(fit_iou=base.fit_iou, confidence=base.confidence, accepted=base.accepted)
+    return MeasurementRecord(**values)  # type: ignore[arg-type]
+
+
+def _gestational_age_values(
+    hc: float, spacing: Spacing, ga_weeks: float | None
+) -> dict[str, object]:
+    if not spacing.calibrated:
+        note = "uncalibrated frame: no gestational age from pixels"
+        return {"ga_hadlock_note": note, "ga_intergrowth_note": note}
+    hadlock, intergrowth = ga_hadlock(hc), ga_intergrowth(hc)
+    values: dict[str, object] = {
+        "ga_hadlock_weeks": hadlock.weeks,
+        "ga_hadlock_note": hadlock.note,
+        "ga_intergrowth_weeks": intergrowth.weeks,
+        "ga_intergrowth_note": intergrowth.note,
+    }
+    if ga_weeks is not None:
+        values["z_score"] = hc_z_score(hc, ga_weeks)[0]
+        values["centile"] = hc_centile(hc, ga_weeks)[0]
+    return values
+
+
+def border_confidence(prob: np.ndarray, ellipse_px: Ellipse) -> float:
+    """Mean of max(p, 1 - p) over the pixels of `prob` (H, W) near the ellipse's border."""
+    rows, cols = np.mgrid[: prob.shape[0], : prob.shape[1]]
+    radius_sq = ellipse_px.normalised_radius_sq(cols.astype(np.float64), rows.astype(np.float64))
+    band = (radius_sq >= _CONFIDENCE_BAND[0]) & (radius_sq <= _CONFIDENCE_BAND[1])
+    if not band.any():
+        return 0.5
+    values = prob[band]
+    return float(np.maximum(values, 1.0 - values).mean())
+
+
+def _review_reasons(record: MeasurementRecord, frame_shape: tuple[int, int]) -> list[str]:
+    reasons = []
+    if record.fit_iou is not None and record.fit_iou < REVIEW_FIT_IOU:
+        reasons.append(f"fit IoU {record.fit_iou:.2f}")
+    if record.confidence is not None and record.confidence < REVIEW_CONFIDENCE:
+        reasons.append(f"low confidence {record.confidence:.2f}")
+    ellipse = record.ellipse_px
+    if ellipse is not None:
+        area_fraction = np.pi * ellipse.a * ellipse.b / (frame_shape[0] * frame_shape[1])
+        if area_fraction < REVIEW_MIN_AREA_FRACTION:
+            reasons.append("very small head")
+    return reasons
+
+
+def measure_frame(
+    frame: Frame, engine: SegmentationEngine, ga_weeks: float | None = None
+) -> MeasuredFrame:
+    """Segment and measure one frame.
+
+    The ellipse is fitted to the sub-pixel contour of the NETWORK-resolution probability,
+    mapped to the frame axis by axis (no bias from resizing the map first).
+    """
+    prediction = engine.predict(frame.pixels)
+    prob = prediction.frame_prob()
+    fit = ellipse_from_probability(
+        prediction.prob, frame_shape=prediction.frame_shape, spacing=frame.spacing
+    )
+    if fit is None:
+        record = MeasurementRecord(
+            file=frame.path,
+            frame_index=frame.index,
+            spacing=frame.spacing,
+            status=STATUS_NO_HEAD,
+            model=engine.name,
+        )
+        return MeasuredFrame(record, prob)
+    record = record_from_ellipse(
+        frame.path, frame.index, frame.spacing, fit.ellipse_px, engine.name, "auto", None, ga_weeks
+    ).replace(fit_iou=float(fit.fit_iou), confidence=border_confidence(prob, fit.ellipse_px))
+    reasons = _review_reasons(record, frame.pixels.shape)
+    if reasons:
+        record = record.replace(status=REVIEW_PREFIX + ", ".join(reasons))
+    return MeasuredFrame(record, prob)
+
+
+def error_record(
+    path: str | Path,
+    frame_index: int,
+    problem: str,
+    model: str = "",
+    spacing: Spacing | None = None,
+) -> MeasurementRecord:
+    return MeasurementRecord(
+        file=str(path),
+        frame_index=frame_index,
+        spacing=spacing or Spacing.uncalibrated(),
+        status=ERROR_PREFIX + problem,
+        model=model,
+    )
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files to measure: folders expanded to their frame files; other paths kept as given
+    (a missing file then gives an error record naming it)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files.extend(find_frame_files([path]) if path.is_dir() else [path])
+    return files
+
+
+def _measure_file(
+    path: Path,
+    engine: SegmentationEngine,
+    spacing: Spacing | None,
+    cancel: Callable[[], bool] | None,
+    ga_weeks: float | None,
+) -> Iterator[MeasurementRecord]:
+    """Records of every frame of one file; a read failure ends the file with an error record."""
+    next_index = 0
+    try:
+        for frame in load_frames(path, spacing_override=spacing):
+            if cancel is not None and cancel():
+                return
+            next_index = frame.index + 1
+            try:
+                yield measure_frame(frame, engine, ga_weeks).record
+            except (ValueError, ArithmeticError) as error:
+                yield error_record(path, frame.index, str(error), engine.name, frame.spacing)
+    except FrameReadError as error:
+        yield error_record(path, next_index, error.problem, engine.name, spacing)
+    except OSError as error:
+        yield error_record(path, next_index, error.strerror or str(error), engine.name, spacing)
+
+
+def measure_paths(
+    paths: Iterable[str | Path],
+    engine: SegmentationEngine,
+    spacing_override: Spacing | None = None,
+    pixel_csv_sizes: dict[str, float] | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    ga_weeks: float | None = None,
+) -> Iterator[MeasurementRecord]:
+    """Measure every frame of every file (folders expanded); yields one record per frame.
+
+    Spacing per file: `spacing_override`, else the file's entry in `pixel_csv_sizes`
+    ({file name: mm}), else the file's own (DICOM) spacing, else uncalibrated. A file that
+    cannot be read gives an "error: ..." record and the batch goes on. `on_progress(i, n,
+    record)` is called after each record with the file's 1-based position `i` of `n` files;
+    `cancel()` returning True stops before the next frame.
+    """
+    files = expand_paths(paths)
+    for position, path in enumerate(files, start=1):
+        if cancel is not None and cancel():
+            return
+        spacing = spacing_override
+        csv_mm = None if spacing is not None else lookup_csv_size(pixel_csv_sizes, path)
+        if csv_mm is not None:
+            spacing = Spacing.square(csv_mm, "csv")
+        for record in _measure_file(path, engine, spacing, cancel, ga_weeks):
+            if on_progress is not None:
+                on_progress(position, len(files), record)
+            yield record
