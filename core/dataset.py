@@ -1,0 +1,465 @@
+"""Import of labelled (and unlabelled) frame folders for training and evaluation.
+
+Two labelled layouts are recognised:
+
+- "hc18": `NNN_HC.png` beside `NNN_HC_Annotation.png` (a 1-pixel ellipse outline). The mask is
+  the filled ellipse fitted to the outline's own pixel coordinates (the HC18 reference
+  definition), rasterised: pixels whose centre lies inside the ellipse.
+- "images-masks": `images/<stem>.<any>` with `masks/<stem>.<any image>`. A filled mask stays as it
+  is; a closed drawn outline is filled as drawn (holes filled).
+
+Problems with single files never stop an import: they are collected as `ImportProblem`s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from skimage import measure
+
+from .ellipse import MIN_FIT_POINTS, Ellipse, fit_ellipse_to_points, rasterize_ellipse
+from .io import FrameReadError, count_frames, find_frame_files, load_frames, read_frame, read_grey
+from .io.images import STILL_SUFFIXES
+from .spacing import Spacing, lookup_csv_size, read_pixel_csv, spacing_for_file
+from .split import (
+    PATIENTS_CSV,
+    labelled_subset_by_patient,
+    patient_id,
+    read_patients_csv,
+    split_by_patient,
+)
+
+__all__ = [
+    "DatasetLayoutError",
+    "ImportProblem",
+    "ImportResult",
+    "LabelledPair",
+    "UnlabelledFrame",
+    "import_labelled_folder",
+    "import_unlabelled_folder",
+    "labelled_subset_by_patient",
+    "patient_id",
+    "split_by_patient",
+]
+
+LAYOUT_HC18 = "hc18"
+LAYOUT_IMAGES_MASKS = "images-masks"
+LAYOUT_UNLABELLED = "unlabelled"
+HC18_ANNOTATION_SUFFIX = "_Annotation"
+# A connected part of a mask smaller than this share of the largest part is a speck (drawing or
+# compression noise) and is dropped; a larger one makes the mask "several blobs".
+SIGNIFICANT_BLOB_SHARE = 0.05
+# A filled mask covering less than this share of its fitted ellipse is not a head (e.g. a crescent).
+MIN_FILL_OF_ELLIPSE = 0.5
+# A region whose widest inscribed disc is narrower than this radius is a stroke, not a region.
+MIN_REGION_RADIUS_PX = 3.0
+MIN_SEMI_AXIS_PX = 1.0  # a thinner fit is a line, not a head
+
+
+class DatasetLayoutError(ValueError):
+    """The folder is neither of the labelled layouts; str() names the folder."""
+
+
+@dataclass
+class ImportProblem:
+    path: Path
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name}: {self.problem}"
+
+
+@dataclass
+class LabelledPair:
+    """A frame with its head mask.
+
+    `image` is (H, W) float32 0..1 and `mask` (H, W) bool (the filled head), or both None when
+    imported with `load_pixels=False` (then `read_image()` / `read_mask()` read them again).
+    `ellipse_px` is in pixel coordinates: the reference ellipse for an HC18 outline, else the fit
+    to the filled mask's boundary. `mask_source` says how the mask was made: "hc18-outline",
+    "outline" (a drawn contour, filled) or "filled".
+    """
+
+    image_path: Path
+    mask_path: Path
+    image: np.ndarray | None
+    mask: np.ndarray | None
+    patient: str
+    spacing: Spacing
+    ellipse_px: Ellipse | None
+    mask_source: str = "filled"
+
+    def read_image(self) -> np.ndarray:
+        if self.image is not None:
+            return self.image
+        return read_frame(self.image_path, 0).pixels
+
+    def read_mask(self) -> np.ndarray:
+        if self.mask is not None:
+            return self.mask
+        hc18 = self.mask_source == "hc18-outline"
+        return _label_from_grey(read_grey(self.mask_path), hc18, self.spacing)[0]
+
+
+@dataclass
+class UnlabelledFrame:
+    """One frame without a label (a still, or frame `index` of a DICOM/video cine).
+
+    `image` is (H, W) float32 0..1, or None with `load_pixels=False` (see `read_image()`).
+    Kept apart from `LabelledPair` so that code handed a pair can always rely on its mask.
+    """
+
+    image_path: Path
+    index: int
+    image: np.ndarray | None
+    patient: str
+    spacing: Spacing
+
+    def read_image(self) -> np.ndarray:
+        if self.image is not None:
+            return self.image
+        return read_frame(self.image_path, self.index).pixels
+
+
+@dataclass
+class ImportResult:
+    """`pairs` of a labelled import ("hc18" / "images-masks" layout), or `unlabelled` frames of
+    an unlabelled import (layout "unlabelled"); `problems` lists what was skipped and why."""
+
+    pairs: list[LabelledPair]
+    problems: list[ImportProblem]
+    layout: str
+    unlabelled: list[UnlabelledFrame] = field(default_factory=list)
+
+
+class _LabelProblem(Exception):
+    """A mask that cannot be used; the message is the problem shown to the user."""
+
+
+# --- ellipse helpers -------------------------------------------------------------------------
+
+
+def _fit_ellipse_xy(xy: np.ndarray, spacing: Spacing) -> Ellipse:
+    """Least-squares ellipse through (N, 2) pixel points (x, y); in mm space when the spacing is
+    anisotropic (the project's convention), returned in pixels."""
+    if len(xy) < MIN_FIT_POINTS:
+        raise _LabelProblem(f"no ellipse fits the mask (only {len(xy)} boundary points)")
+    scale = np.array([spacing.col_mm, spacing.row_mm])
+    try:
+        if spacing.isotropic:
+            ellipse = fit_ellipse_to_points(xy)
+        else:
+            ellipse = fit_ellipse_to_points(np.asarray(xy, float) * scale)
+            ellipse = ellipse.scaled(1 / spacing.col_mm, 1 / spacing.row_mm)
+    except (ValueError, np.linalg.LinAlgError):
+        raise _LabelProblem("no ellipse fits the mask (degenerate)") from None
+    if ellipse.b < MIN_SEMI_AXIS_PX:
+        raise _LabelProblem("no ellipse fits the mask (degenerate: a line or a dot)")
+    return ellipse
+
+
+def _boundary_xy(filled: np.ndarray) -> np.ndarray:
+    """(N, 2) points (x, y) of the filled region's outer 0.5 iso-contour (sub-pixel, unbiased:
+    halfway between inside and outside pixel centres)."""
+    padded = np.pad(filled.astype(np.float32), 1)
+    contours = measure.find_contours(padded, 0.5)
+    if not contours:
+        return np.zeros((0, 2))
+    rows_cols = max(contours, key=len) - 1.0  # undo the padding
+    return rows_cols[:, ::-1]
+
+
+# --- masks -----------------------------------------------------------------------------------
+
+
+def _binarise(grey: np.ndarray) -> np.ndarray:
+    """Foreground = above half the mask's maximum: works for 0/1, 0/255 and 16-bit masks and
+    ignores JPEG ringing near zero."""
+    top = float(grey.max()) if grey.size else 0.0
+    if top <= 0.0:
+        raise _LabelProblem("mask is empty")
+    return grey > top / 2
+
+
+def _significant_blobs(binary: np.ndarray) -> list[np.ndarray]:
+    """The connected parts (8-connected) of `binary` that are not specks, largest first."""
+    labels, n_parts = ndimage.label(binary, structure=np.ones((3, 3), bool))
+    if n_parts == 0:
+        raise _LabelProblem("mask is empty")
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(sizes >= SIGNIFICANT_BLOB_SHARE * sizes.max())
+    keep = keep[np.argsort(-sizes[keep])]
+    return [labels == part + 1 for part in keep]
+
+
+def _single_blob(binary: np.ndarray) -> np.ndarray:
+    blobs = _significant_blobs(binary)
+    if len(blobs) > 1:
+        raise _LabelProblem(f"mask has {len(blobs)} separate blobs; expected one head")
+    return blobs[0]
+
+
+def _label_from_grey(
+    grey: np.ndarray, hc18_outline: bool, spacing: Spacing
+) -> tuple[np.ndarray, Ellipse, str]:
+    """(filled mask (H, W) bool, ellipse in pixels, mask_source) from a mask image.
+
+    Raises _LabelProblem for an empty mask, several blobs, an open outline or no ellipse.
+    """
+    binary = _binarise(grey)
+    if hc18_outline:
+        _single_blob(ndimage.binary_fill_holes(binary))
+        rows, cols = np.nonzero(binary)
+        ellipse = _fit_ellipse_xy(np.stack([cols, rows], axis=1), spacing)
+        return rasterize_ellipse(ellipse, binary.shape), ellipse, "hc18-outline"
+    if np.count_nonzero(binary) < MIN_FIT_POINTS:
+        raise _LabelProblem(f"no ellipse fits the mask (fewer than {MIN_FIT_POINTS} pixels)")
+    filled = ndimage.binary_fill_holes(_single_blob(binary))
+    # The widest inscribed disc tells a head (a region) from a stroke: a line, or an outline
+    # whose gap kept it from being filled.
+    if ndimage.distance_transform_edt(np.pad(filled, 1)).max() < MIN_REGION_RADIUS_PX:
+        raise _LabelProblem("mask is a line or an outline that is not closed; it cannot be filled")
+    ellipse = _fit_ellipse_xy(_boundary_xy(filled), spacing)
+    if filled.sum() < MIN_FILL_OF_ELLIPSE * math.pi * ellipse.a * ellipse.b:
+        raise _LabelProblem("mask is not a filled head (it covers under half of its ellipse)")
+    drawn_area = int(binary.sum())
+    source = "outline" if filled.sum() > 1.5 * drawn_area else "filled"
+    return filled, ellipse, source
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+
+def _is_hc18_annotation(path: Path) -> bool:
+    return path.stem.lower().endswith(HC18_ANNOTATION_SUFFIX.lower())
+
+
+def detect_layout(folder: Path) -> str:
+    """ "images-masks" when `images/` and `masks/` exist, "hc18" when the folder holds
+    `*_Annotation.png` files; DatasetLayoutError otherwise."""
+    if (folder / "images").is_dir() and (folder / "masks").is_dir():
+        return LAYOUT_IMAGES_MASKS
+    if any(_is_hc18_annotation(p) for p in folder.glob("*.png")):
+        return LAYOUT_HC18
+    raise DatasetLayoutError(
+        f"{folder.name}: no labelled layout found (expected NNN_HC.png with "
+        "NNN_HC_Annotation.png, or images/ and masks/ folders)"
+    )
+
+
+def _find_pixel_csv(folder: Path, image_names: list[str]) -> Path | None:
+    """The `*pixel_size*.csv` beside or inside `folder` meant for its images.
+
+    HC18 keeps `training_set_pixel_size_and_HC.csv` and `test_set_pixel_size.csv` side by side
+    and both name `001_HC.png` (different frames): a CSV whose name starts with the folder's
+    name wins, then the one naming most of the images; one naming none is never chosen.
+    """
+    candidates = sorted(set(folder.parent.glob("*.csv")) | set(folder.glob("*.csv")))
+    best, best_rank = None, (False, 0)
+    for candidate in candidates:
+        if "pixel_size" not in candidate.name.lower():
+            continue
+        try:
+            sizes = read_pixel_csv(candidate)
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        hits = sum(lookup_csv_size(sizes, name) is not None for name in image_names)
+        rank = (candidate.name.lower().startswith(folder.name.lower()), hits)
+        if hits > 0 and rank > best_rank:
+            best, best_rank = candidate, rank
+    return best
+
+
+def _hc18_pairs(folder: Path, problems: list[ImportProblem]) -> list[tuple[Path, Path]]:
+    pngs = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() == ".png")
+    annotations = {p.stem.lower(): p for p in pngs if _is_hc18_annotation(p)}
+    pairs = []
+    for image in (p for p in pngs if not _is_hc18_annotation(p)):
+        annotation = annotations.pop((image.stem + HC18_ANNOTATION_SUFFIX).lower(), None)
+        if annotation is None:
+            problems.append(ImportProblem(image, "image without mask (no _Annotation.png)"))
+        else:
+            pairs.append((image, annotation))
+    for orphan in annotations.values():
+        problems.append(ImportProblem(orphan, "mask without image"))
+    return pairs
+
+
+def _by_stem(paths: list[Path], what: str, problems: list[ImportProblem]) -> dict[str, Path]:
+    by_stem: dict[str, list[Path]] = {}
+    for path in paths:
+        by_stem.setdefault(path.stem, []).append(path)
+    unique = {}
+    for stem, group in by_stem.items():
+        if len(group) > 1:
+            names = ", ".join(p.name for p in group)
+            for path in group:
+                problem = f"several {what} share the name {stem} ({names})"
+                problems.append(ImportProblem(path, problem))
+        else:
+            unique[stem] = group[0]
+    return unique
+
+
+def _images_masks_pairs(folder: Path, problems: list[ImportProblem]) -> list[tuple[Path, Path]]:
+    images = _by_stem(
+        [p for p in find_frame_files([folder / "images"]) if p.parent == folder / "images"],
+        "images",
+        problems,
+    )
+    mask_files = sorted(
+        p
+        for p in (folder / "masks").iterdir()
+        if p.is_file() and p.suffix.lower() in STILL_SUFFIXES
+    )
+    masks = _by_stem(mask_files, "masks", problems)
+    pairs = []
+    for stem, image in sorted(images.items()):
+        mask = masks.pop(stem, None)
+        if mask is None:
+            problems.append(ImportProblem(image, "image without mask"))
+        else:
+            pairs.append((image, mask))
+    for orphan in masks.values():
+        problems.append(ImportProblem(orphan, "mask without image"))
+    return pairs
+
+
+def _read_patients(folder: Path, problems: list[ImportProblem]) -> dict[str, str] | None:
+    path = folder / PATIENTS_CSV
+    if not path.is_file():
+        return None
+    try:
+        return read_patients_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        problems.append(ImportProblem(path, f"ignored: {error}"))
+        return None
+
+
+def _read_csv_sizes(
+    pixel_csv: Path | None, folder: Path, image_names: list[str], problems: list[ImportProblem]
+) -> dict[str, float] | None:
+    path = Path(pixel_csv) if pixel_csv is not None else _find_pixel_csv(folder, image_names)
+    if path is None:
+        return None
+    try:
+        return read_pixel_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        problems.append(ImportProblem(path, f"pixel sizes ignored: {error}"))
+        return None
+
+
+def _load_pair(
+    image_path: Path,
+    mask_path: Path,
+    hc18: bool,
+    patients: dict[str, str] | None,
+    csv_sizes: dict[str, float] | None,
+    pixel_mm: float | None,
+    load_pixels: bool,
+) -> LabelledPair:
+    """Read and check one pair; raises FrameReadError or _LabelProblem (with the file)."""
+    frame = read_frame(image_path, 0)
+    if frame.n_frames > 1:
+        raise FrameReadError(image_path, f"has {frame.n_frames} frames; a labelled image is one")
+    grey_mask = read_grey(mask_path)
+    if grey_mask.shape != frame.pixels.shape:
+        raise FrameReadError(
+            mask_path,
+            f"size mismatch: mask is {grey_mask.shape[1]}x{grey_mask.shape[0]}, "
+            f"image {image_path.name} is {frame.pixels.shape[1]}x{frame.pixels.shape[0]}",
+        )
+    spacing = spacing_for_file(image_path, csv_sizes, pixel_mm)
+    try:
+        mask, ellipse, source = _label_from_grey(grey_mask, hc18, spacing)
+    except _LabelProblem as problem:
+        raise FrameReadError(mask_path, str(problem)) from None
+    return LabelledPair(
+        image_path=image_path,
+        mask_path=mask_path,
+        image=frame.pixels if load_pixels else None,
+        mask=mask if load_pixels else None,
+        patient=patient_id(image_path.name, patients),
+        spacing=spacing,
+        ellipse_px=ellipse,
+        mask_source=source,
+    )
+
+
+def import_labelled_folder(
+    folder: str | Path,
+    pixel_csv: Path | None = None,
+    pixel_mm: float | None = None,
+    load_pixels: bool = True,
+) -> ImportResult:
+    """Import every image/mask pair of `folder` (layout detected, see the module docstring).
+
+    Spacing per image follows `spacing_for_file`: `pixel_mm` > `pixel_csv` (found automatically
+    as a `*pixel_size*.csv` beside or inside the folder when not given) > DICOM > uncalibrated.
+    Patients come from `patients.csv` in the folder when present (see `patient_id`).
+    With `load_pixels=False` every file is still read and checked, but the arrays are not kept
+    (a whole HC18 training set would take about 1.7 GB).
+    Raises DatasetLayoutError when the folder has neither layout.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetLayoutError(f"{folder.name}: not a folder")
+    layout = detect_layout(folder)
+    problems: list[ImportProblem] = []
+    hc18 = layout == LAYOUT_HC18
+    pair_paths = _hc18_pairs(folder, problems) if hc18 else _images_masks_pairs(folder, problems)
+    patients = _read_patients(folder, problems)
+    csv_sizes = _read_csv_sizes(pixel_csv, folder, [p.name for p, _ in pair_paths], problems)
+    pairs = []
+    for image_path, mask_path in pair_paths:
+        try:
+            pairs.append(
+                _load_pair(image_path, mask_path, hc18, patients, csv_sizes, pixel_mm, load_pixels)
+            )
+        except FrameReadError as error:
+            problems.append(ImportProblem(error.path, error.problem))
+    return ImportResult(pairs=pairs, problems=problems, layout=layout)
+
+
+def import_unlabelled_folder(
+    folder: str | Path,
+    pixel_csv: Path | None = None,
+    pixel_mm: float | None = None,
+    load_pixels: bool = True,
+) -> ImportResult:
+    """Every frame under `folder` (recursively; stills, DICOM and video, one `UnlabelledFrame`
+    per frame of a cine) as `ImportResult.unlabelled`, layout "unlabelled".
+
+    Annotation images and files under a `masks/` folder are skipped. Spacing and patients as in
+    `import_labelled_folder`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetLayoutError(f"{folder.name}: not a folder")
+    problems: list[ImportProblem] = []
+    files = [
+        p for p in find_frame_files([folder]) if "masks" not in p.relative_to(folder).parts[:-1]
+    ]
+    patients = _read_patients(folder, problems)
+    csv_sizes = _read_csv_sizes(pixel_csv, folder, [p.name for p in files], problems)
+    frames: list[UnlabelledFrame] = []
+    for path in files:
+        try:
+            spacing = spacing_for_file(path, csv_sizes, pixel_mm)
+            patient = patient_id(path.name, patients)
+            if load_pixels:
+                for frame in load_frames(path):
+                    frames.append(
+                        UnlabelledFrame(path, frame.index, frame.pixels, patient, spacing)
+                    )
+            else:
+                read_frame(path, 0)  # a file that cannot be decoded is a problem now, not later
+                for index in range(count_frames(path)):
+                    frames.append(UnlabelledFrame(path, index, None, patient, spacing))
+        except FrameReadError as error:
+            problems.append(ImportProblem(error.path, error.problem))
+    return ImportResult(pairs=[], problems=problems, layout=LAYOUT_UNLABELLED, unlabelled=frames)

@@ -1,0 +1,105 @@
+"""Still images (PNG, JPEG, BMP, TIFF incl. multi-page) read with OpenCV as grey float frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .frame import FrameReadError
+
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def to_grey_float(
+    pixels: np.ndarray, *, rgb: bool = False, max_value: float | None = None
+) -> np.ndarray:
+    """Convert an image array to (H, W) float32 in 0..1.
+
+    Accepts (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) with alpha (dropped: the screenshots this
+    serves are opaque). Colour is BGR(A) as OpenCV decodes it, or RGB(A) when `rgb` is true.
+    Integer data is divided by `max_value`, by default the dtype's maximum (so a 16-bit image is
+    divided by 65535, an 8-bit one by 255). Float data already in 0..1 is kept; other float data
+    is stretched from its min..max.
+    """
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    elif pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        # cvtColor only takes 8/16-bit or float32, so convert wider types first.
+        if pixels.dtype not in (np.uint8, np.uint16, np.float32):
+            pixels = pixels.astype(np.float32)
+        if pixels.shape[2] == 3:
+            code = cv2.COLOR_RGB2GRAY if rgb else cv2.COLOR_BGR2GRAY
+        else:
+            code = cv2.COLOR_RGBA2GRAY if rgb else cv2.COLOR_BGRA2GRAY
+        pixels = cv2.cvtColor(pixels, code)
+    if pixels.ndim != 2:
+        raise ValueError(f"expected a grey or colour image, got an array of shape {pixels.shape}")
+    if pixels.dtype == np.bool_:
+        return pixels.astype(np.float32)
+    if np.issubdtype(pixels.dtype, np.integer):
+        top = float(max_value) if max_value else float(np.iinfo(pixels.dtype).max)
+        low = float(np.iinfo(pixels.dtype).min)
+        if low < 0:  # signed data: shift its range to start at 0
+            pixels = pixels.astype(np.float64) - low
+            top = top - low
+        grey = pixels.astype(np.float32) / np.float32(top)
+        return np.clip(grey, 0.0, 1.0)
+    grey = pixels.astype(np.float32)
+    finite = grey[np.isfinite(grey)]
+    if finite.size == 0:
+        return np.zeros(grey.shape, np.float32)
+    low, high = float(finite.min()), float(finite.max())
+    if low < 0.0 or high > 1.0:
+        grey = (grey - low) / (high - low) if high > low else np.zeros_like(grey)
+    return np.nan_to_num(np.clip(grey, 0.0, 1.0), nan=0.0).astype(np.float32)
+
+
+def _read_bytes(path: Path) -> np.ndarray:
+    # np.fromfile + imdecode instead of imread: imread cannot open non-ASCII paths on Windows.
+    try:
+        return np.fromfile(str(path), dtype=np.uint8)
+    except FileNotFoundError:
+        raise FrameReadError(path, "file not found") from None
+    except OSError as error:
+        raise FrameReadError(path, f"cannot be read ({error.strerror or error})") from None
+
+
+def _decode_pages(path: Path) -> list[np.ndarray]:
+    data = _read_bytes(path)
+    if data.size == 0:
+        raise FrameReadError(path, "file is empty")
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        ok, pages = cv2.imdecodemulti(data, cv2.IMREAD_UNCHANGED)
+        if ok and pages:
+            return list(pages)
+    else:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if image is not None:
+            return [image]
+    raise FrameReadError(path, "not a readable image (truncated or not an image?)")
+
+
+def read_grey(path: str | Path) -> np.ndarray:
+    """Read one image file (the first page of a TIFF) as (H, W) float32 in 0..1.
+
+    Colour (RGB/RGBA screenshots) is converted to grey; 16-bit data is divided by 65535.
+    Raises FrameReadError naming the file when it cannot be decoded.
+    """
+    path = Path(path)
+    return to_grey_float(_decode_pages(path)[0])
+
+
+def read_still_pages(path: str | Path) -> list[np.ndarray]:
+    """Every page of a still image as (H, W) float32 0..1 (several only for multi-page TIFF)."""
+    path = Path(path)
+    return [to_grey_float(page) for page in _decode_pages(path)]
+
+
+def count_still_pages(path: str | Path) -> int:
+    path = Path(path)
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        return len(_decode_pages(path))
+    return 1

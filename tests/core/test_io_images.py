@@ -1,0 +1,116 @@
+"""Still images: colour and 16-bit conversion, multi-page TIFF, errors, folder scanning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hc_studio.core.io import (
+    SUPPORTED_SUFFIXES,
+    FrameReadError,
+    count_frames,
+    find_frame_files,
+    load_frames,
+    read_frame,
+    read_grey,
+)
+from hc_studio.core.spacing import Spacing
+
+
+def write_png(path: Path, pixels: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), pixels)
+    return path
+
+
+def test_grey_png_reads_as_float_0_to_1(tmp_path: Path) -> None:
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    grey = read_grey(write_png(tmp_path / "g.png", pixels))
+    assert grey.dtype == np.float32 and grey.shape == (16, 16)
+    np.testing.assert_allclose(grey, pixels / 255, atol=1e-6)
+
+
+def test_rgb_png_screenshot_becomes_grey(tmp_path: Path) -> None:
+    bgr = np.zeros((8, 10, 3), np.uint8)
+    bgr[..., 2] = 255  # red in OpenCV's BGR order
+    grey = read_grey(write_png(tmp_path / "rgb.png", bgr))
+    assert grey.shape == (8, 10)
+    np.testing.assert_allclose(grey, 0.299, atol=1 / 255)
+
+
+def test_rgba_png_drops_alpha(tmp_path: Path) -> None:
+    bgra = np.full((8, 8, 4), 128, np.uint8)
+    bgra[..., 3] = 0  # fully transparent: the grey value still comes from the colour
+    np.testing.assert_allclose(read_grey(write_png(tmp_path / "a.png", bgra)), 128 / 255, atol=1e-6)
+
+
+def test_16bit_tiff_scaled_by_full_range(tmp_path: Path) -> None:
+    pixels = np.array([[0, 32768, 65535]], np.uint16).repeat(3, axis=0)
+    path = tmp_path / "deep.tif"
+    assert cv2.imwrite(str(path), pixels)
+    np.testing.assert_allclose(read_grey(path)[0], [0, 32768 / 65535, 1.0], atol=1e-6)
+
+
+def test_multi_page_tiff_every_page_is_a_frame(tmp_path: Path) -> None:
+    pages = [np.full((6, 7), 40 * (i + 1), np.uint8) for i in range(3)]
+    path = tmp_path / "pages.tiff"
+    assert cv2.imwritemulti(str(path), pages)
+    assert count_frames(path) == 3
+    frames = list(load_frames(path))
+    assert [(f.index, f.n_frames) for f in frames] == [(0, 3), (1, 3), (2, 3)]
+    assert read_frame(path, 2).pixels[0, 0] == pytest.approx(120 / 255)
+
+
+def test_still_frame_fields_and_override(tmp_path: Path) -> None:
+    path = write_png(tmp_path / "scan.png", np.zeros((5, 9), np.uint8))
+    (frame,) = list(load_frames(path))
+    assert (frame.path, frame.index, frame.n_frames) == (str(path), 0, 1)
+    assert frame.spacing == Spacing.uncalibrated()
+    override = Spacing(0.2, 0.1, "csv")
+    assert read_frame(path, 0, spacing_override=override).spacing == override
+
+
+def test_truncated_png_raises_frame_read_error_naming_file(tmp_path: Path) -> None:
+    good = write_png(
+        tmp_path / "good.png", (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
+    )
+    data = good.read_bytes()
+    truncated = tmp_path / "scan.png"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FrameReadError, match=r"^scan\.png: not a readable image") as info:
+        list(load_frames(truncated))
+    assert info.value.path == truncated
+
+
+def test_missing_and_unsupported_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FrameReadError, match=r"^gone\.png: file not found"):
+        read_frame(tmp_path / "gone.png", 0)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(FrameReadError, match=r"^notes\.txt: not a supported frame file"):
+        count_frames(notes)
+    with pytest.raises(FrameReadError, match="no frame 1"):
+        read_frame(write_png(tmp_path / "one.png", np.zeros((4, 4), np.uint8)), 1)
+
+
+def test_find_frame_files_recurses_sorts_and_skips(tmp_path: Path) -> None:
+    sub = tmp_path / "b_folder"
+    sub.mkdir()
+    frame = np.zeros((4, 4), np.uint8)
+    expected = [
+        write_png(tmp_path / "a.png", frame),
+        write_png(sub / "c.JPG", frame),
+        write_png(tmp_path / "z_HC.png", frame),
+    ]
+    write_png(tmp_path / "z_HC_Annotation.png", frame)  # a label, not a frame
+    (tmp_path / "readme.txt").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    found = find_frame_files([tmp_path, tmp_path / "a.png", tmp_path / "missing"])
+    assert found == sorted(expected)
+
+
+def test_supported_suffixes_cover_the_formats() -> None:
+    for suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".avi", ".mp4", ".mov"):
+        assert suffix in SUPPORTED_SUFFIXES
+    assert {".wmv", ".mkv"} <= set(SUPPORTED_SUFFIXES)
