@@ -17,11 +17,17 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
-from scipy import ndimage
 from skimage import measure
 
-from .ellipse import MIN_FIT_POINTS, Ellipse, fit_ellipse_to_points, rasterize_ellipse
+from .ellipse import (
+    MIN_FIT_POINTS,
+    Ellipse,
+    fill_holes,
+    fit_ellipse_to_points,
+    rasterize_ellipse,
+)
 from .io import FrameReadError, count_frames, find_frame_files, load_frames, read_frame, read_grey
 from .io.images import STILL_SUFFIXES
 from .spacing import Spacing, lookup_csv_size, read_pixel_csv, spacing_for_file
@@ -102,7 +108,7 @@ class LabelledPair:
         if self.mask is not None:
             return self.mask
         hc18 = self.mask_source == "hc18-outline"
-        return _label_from_grey(read_grey(self.mask_path), hc18, self.spacing)[0]
+        return _label_from_grey(read_grey(self.mask_path), hc18)[0]
 
 
 @dataclass
@@ -143,18 +149,16 @@ class _LabelProblem(Exception):
 # --- ellipse helpers -------------------------------------------------------------------------
 
 
-def _fit_ellipse_xy(xy: np.ndarray, spacing: Spacing) -> Ellipse:
-    """Least-squares ellipse through (N, 2) pixel points (x, y); in mm space when the spacing is
-    anisotropic (the project's convention), returned in pixels."""
+def _fit_ellipse_xy(xy: np.ndarray) -> Ellipse:
+    """Least-squares ellipse through (N, 2) pixel points (x, y).
+
+    Fitted in pixel coordinates even for anisotropic spacing: OpenCV's fit is equivariant under
+    scaling each axis, so fitting mm coordinates and mapping back gives the same ellipse.
+    """
     if len(xy) < MIN_FIT_POINTS:
         raise _LabelProblem(f"no ellipse fits the mask (only {len(xy)} boundary points)")
-    scale = np.array([spacing.col_mm, spacing.row_mm])
     try:
-        if spacing.isotropic:
-            ellipse = fit_ellipse_to_points(xy)
-        else:
-            ellipse = fit_ellipse_to_points(np.asarray(xy, float) * scale)
-            ellipse = ellipse.scaled(1 / spacing.col_mm, 1 / spacing.row_mm)
+        ellipse = fit_ellipse_to_points(xy)
     except (ValueError, np.linalg.LinAlgError):
         raise _LabelProblem("no ellipse fits the mask (degenerate)") from None
     if ellipse.b < MIN_SEMI_AXIS_PX:
@@ -187,10 +191,12 @@ def _binarise(grey: np.ndarray) -> np.ndarray:
 
 def _significant_blobs(binary: np.ndarray) -> list[np.ndarray]:
     """The connected parts (8-connected) of `binary` that are not specks, largest first."""
-    labels, n_parts = ndimage.label(binary, structure=np.ones((3, 3), bool))
-    if n_parts == 0:
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
+        binary.astype(np.uint8), connectivity=8
+    )
+    if n_labels <= 1:
         raise _LabelProblem("mask is empty")
-    sizes = np.bincount(labels.ravel())[1:]
+    sizes = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(sizes >= SIGNIFICANT_BLOB_SHARE * sizes.max())
     keep = keep[np.argsort(-sizes[keep])]
     return [labels == part + 1 for part in keep]
@@ -203,31 +209,53 @@ def _single_blob(binary: np.ndarray) -> np.ndarray:
     return blobs[0]
 
 
+def _inscribed_radius(region: np.ndarray) -> float:
+    """Radius (px) of the widest disc that fits inside `region` (Euclidean distance map)."""
+    padded = np.pad(region.astype(np.uint8), 1)
+    return float(cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max())
+
+
+def _rasterise(ellipse: Ellipse, shape: tuple[int, int]) -> np.ndarray:
+    """`rasterize_ellipse` evaluated only over the ellipse's bounding box (same pixels, faster)."""
+    height, width = shape
+    reach = ellipse.a + 1
+    x0, y0 = max(0, math.floor(ellipse.cx - reach)), max(0, math.floor(ellipse.cy - reach))
+    x1 = min(width, math.ceil(ellipse.cx + reach) + 1)
+    y1 = min(height, math.ceil(ellipse.cy + reach) + 1)
+    mask = np.zeros(shape, bool)
+    if x0 < x1 and y0 < y1:
+        local = Ellipse(ellipse.cx - x0, ellipse.cy - y0, ellipse.a, ellipse.b, ellipse.angle)
+        mask[y0:y1, x0:x1] = rasterize_ellipse(local, (y1 - y0, x1 - x0))
+    return mask
+
+
 def _label_from_grey(
-    grey: np.ndarray, hc18_outline: bool, spacing: Spacing
-) -> tuple[np.ndarray, Ellipse, str]:
+    grey: np.ndarray, hc18_outline: bool, want_mask: bool = True
+) -> tuple[np.ndarray | None, Ellipse, str]:
     """(filled mask (H, W) bool, ellipse in pixels, mask_source) from a mask image.
 
+    The mask is None when not `want_mask` and it is not needed to check the label (HC18).
     Raises _LabelProblem for an empty mask, several blobs, an open outline or no ellipse.
     """
     binary = _binarise(grey)
     if hc18_outline:
-        _single_blob(ndimage.binary_fill_holes(binary))
-        rows, cols = np.nonzero(binary)
-        ellipse = _fit_ellipse_xy(np.stack([cols, rows], axis=1), spacing)
-        return rasterize_ellipse(ellipse, binary.shape), ellipse, "hc18-outline"
+        ring = binary & _single_blob(fill_holes(binary))  # specks dropped
+        rows, cols = np.nonzero(ring)
+        ellipse = _fit_ellipse_xy(np.stack([cols, rows], axis=1))
+        mask = _rasterise(ellipse, binary.shape) if want_mask else None
+        return mask, ellipse, "hc18-outline"
     if np.count_nonzero(binary) < MIN_FIT_POINTS:
         raise _LabelProblem(f"no ellipse fits the mask (fewer than {MIN_FIT_POINTS} pixels)")
-    filled = ndimage.binary_fill_holes(_single_blob(binary))
+    filled = fill_holes(_single_blob(binary))
     # The widest inscribed disc tells a head (a region) from a stroke: a line, or an outline
     # whose gap kept it from being filled.
-    if ndimage.distance_transform_edt(np.pad(filled, 1)).max() < MIN_REGION_RADIUS_PX:
+    if _inscribed_radius(filled) < MIN_REGION_RADIUS_PX:
         raise _LabelProblem("mask is a line or an outline that is not closed; it cannot be filled")
-    ellipse = _fit_ellipse_xy(_boundary_xy(filled), spacing)
-    if filled.sum() < MIN_FILL_OF_ELLIPSE * math.pi * ellipse.a * ellipse.b:
+    ellipse = _fit_ellipse_xy(_boundary_xy(filled))
+    area = int(np.count_nonzero(filled))
+    if area < MIN_FILL_OF_ELLIPSE * math.pi * ellipse.a * ellipse.b:
         raise _LabelProblem("mask is not a filled head (it covers under half of its ellipse)")
-    drawn_area = int(binary.sum())
-    source = "outline" if filled.sum() > 1.5 * drawn_area else "filled"
+    source = "outline" if area > 1.5 * np.count_nonzero(binary) else "filled"
     return filled, ellipse, source
 
 
@@ -375,7 +403,7 @@ def _load_pair(
         )
     spacing = spacing_for_file(image_path, csv_sizes, pixel_mm)
     try:
-        mask, ellipse, source = _label_from_grey(grey_mask, hc18, spacing)
+        mask, ellipse, source = _label_from_grey(grey_mask, hc18, want_mask=load_pixels)
     except _LabelProblem as problem:
         raise FrameReadError(mask_path, str(problem)) from None
     return LabelledPair(

@@ -54,7 +54,10 @@ def _kind(path: Path) -> str:
 
 
 def count_frames(path: str | Path) -> int:
-    """Number of frames in a file (1 for a still, except multi-page TIFF)."""
+    """Number of frames in a file (1 for a still, except multi-page TIFF).
+
+    Only headers are read where possible: a damaged still may count 1 and fail when read.
+    """
     path = Path(path)
     kind = _kind(path)
     if kind == "dicom":

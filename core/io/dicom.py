@@ -114,7 +114,10 @@ def iter_dicom_frames(
         except FrameReadError:
             raise
         except Exception as error:  # pydicom raises many types for bad or undecodable data
-            raise FrameReadError(path, f"cannot decode frame {index} ({error})") from None
+            reason = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            raise FrameReadError(path, f"cannot decode frame {index} ({reason})") from None
         yield index, n_frames, _to_grey(pixels, dataset), spacing
 
 

@@ -16,8 +16,10 @@ from hc_studio.core.dataset import (
     import_labelled_folder,
     import_unlabelled_folder,
 )
-from hc_studio.core.ellipse import Ellipse, ellipse_iou, rasterize_ellipse
+from hc_studio.core.ellipse import Ellipse, ellipse_iou, fit_ellipse_to_points, rasterize_ellipse
 from hc_studio.core.spacing import Spacing
+from skimage import measure
+from test_io_dicom import write_dicom
 
 SHAPE = (120, 160)
 TRUTH = Ellipse(80.3, 60.6, 50.0, 32.0, 0.4)
@@ -154,6 +156,28 @@ def test_user_pixel_size_wins_over_csv(mixed_folder: Path) -> None:
     assert {p.spacing for p in by_user} == {Spacing.square(0.3, "user")}
 
 
+def test_anisotropic_dicom_pair_ellipse_equals_the_mm_space_fit(tmp_path: Path) -> None:
+    """The project fits in mm space under anisotropic spacing; the import fits pixels, which is
+    the same ellipse because the fit is equivariant under axis scaling. Checked on a shape that
+    is not an ellipse, where a non-equivariant fit would differ."""
+    row_mm, col_mm = 0.1, 0.3
+    root = tmp_path / "study"
+    (root / "images").mkdir(parents=True)
+    write_dicom(root / "images" / "scan.dcm", image()[None], pixel_spacing=(row_mm, col_mm))
+    blob = np.zeros(SHAPE, np.uint8)
+    cv2.rectangle(blob, (50, 30), (110, 90), 255, -1)
+    cv2.circle(blob, (110, 60), 25, 255, -1)
+    put(root / "masks" / "scan.png", blob)
+    (pair,) = import_labelled_folder(root).pairs
+    assert pair.spacing == Spacing(row_mm, col_mm, "dicom-pixel-spacing")
+    contour = max(measure.find_contours(np.pad(blob > 0, 1).astype(float), 0.5), key=len) - 1
+    xy = contour[:, ::-1]
+    in_mm = fit_ellipse_to_points(xy * [col_mm, row_mm]).scaled(1 / col_mm, 1 / row_mm)
+    fitted = pair.ellipse_px
+    assert abs(fitted.a - in_mm.a) < 1e-3 and abs(fitted.b - in_mm.b) < 1e-3
+    assert abs(fitted.cx - in_mm.cx) < 1e-3 and abs(fitted.cy - in_mm.cy) < 1e-3
+
+
 def test_folder_without_a_layout(tmp_path: Path) -> None:
     put(tmp_path / "x.png", image())
     with pytest.raises(DatasetLayoutError, match="no labelled layout"):
@@ -211,3 +235,7 @@ def test_hc18_import_matches_reference_hc(hc18_dir: Path, tmp_path: Path) -> Non
         )
     patients = {p.image_path.name: p.patient for p in result.pairs}
     assert patients["010_HC.png"] == patients["010_2HC.png"] == "010"
+    lazy = import_labelled_folder(folder, load_pixels=False).pairs
+    for full, light in zip(result.pairs, lazy, strict=True):
+        assert light.mask is None and light.ellipse_px == full.ellipse_px
+        np.testing.assert_array_equal(light.read_mask(), full.mask)
