@@ -203,6 +203,37 @@ def test_unlabelled_import_expands_pages_and_skips_labels(tmp_path: Path) -> Non
     assert result.unlabelled[2].read_image().shape == SHAPE
 
 
+def test_synthetic_hc18_folder_pairs_and_problems(tmp_path: Path) -> None:
+    folder = tmp_path / "training_set"
+    put(folder / "001_HC.png", image())
+    put(folder / "001_HC_Annotation.png", outline_mask())
+    put(folder / "002_HC.png", image())  # no annotation
+    put(folder / "003_HC_Annotation.png", outline_mask())  # no image
+    rings = np.zeros(SHAPE, np.uint8)
+    cv2.circle(rings, (40, 60), 20, 255, 1)
+    cv2.circle(rings, (120, 60), 20, 255, 1)
+    put(folder / "004_2HC.png", image())
+    put(folder / "004_2HC_Annotation.png", rings)
+    (tmp_path / "training_set_pixel_size.csv").write_text(
+        "filename,pixel size(mm)\n001_HC.png,0.1\n"
+    )
+    result = import_labelled_folder(folder)
+    assert result.layout == "hc18"
+    (pair,) = result.pairs
+    assert (pair.image_path.name, pair.mask_path.name) == ("001_HC.png", "001_HC_Annotation.png")
+    assert pair.patient == "001" and pair.spacing == Spacing.square(0.1, "csv")
+    # The outline's own pixels give the ellipse; the mask is that ellipse, filled.
+    rows, cols = np.nonzero(outline_mask())
+    expected = fit_ellipse_to_points(np.stack([cols, rows], axis=1))
+    assert pair.ellipse_px == pytest.approx(expected)
+    np.testing.assert_array_equal(pair.mask, rasterize_ellipse(expected, SHAPE))
+    assert problems_by_name(result.problems) == {
+        "002_HC.png": "image without mask (no _Annotation.png)",
+        "003_HC_Annotation.png": "mask without image",
+        "004_2HC_Annotation.png": "mask has 2 separate blobs; expected one head",
+    }
+
+
 @pytest.mark.hc18
 def test_hc18_import_matches_reference_hc(hc18_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "training_set"

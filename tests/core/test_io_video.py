@@ -14,10 +14,11 @@ N_FRAMES = 12
 LEVELS = [int(10 + 20 * i) for i in range(N_FRAMES)]  # each frame has its own brightness
 
 
-@pytest.fixture(scope="module")
-def cine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("video") / "cine.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+@pytest.fixture(scope="module", params=[("cine.avi", "MJPG"), ("cine.mp4", "mp4v")])
+def cine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    name, codec = request.param
+    path = tmp_path_factory.mktemp("video") / name
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), 10, (64, 48))
     assert writer.isOpened()
     for level in LEVELS:
         writer.write(np.full((48, 64, 3), level, np.uint8))
@@ -46,7 +47,9 @@ def test_read_frame_by_index(cine: Path, index: int) -> None:
 
 
 def test_index_past_the_end_is_an_error(cine: Path) -> None:
-    with pytest.raises(FrameReadError, match=rf"cine\.avi: has {N_FRAMES} frame\(s\), no frame 99"):
+    with pytest.raises(
+        FrameReadError, match=rf"^{cine.name}: has {N_FRAMES} frame\(s\), no frame 99"
+    ):
         read_frame(cine, 99)
 
 
