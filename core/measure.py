@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .biometry import biometry_from_ellipse
@@ -192,8 +193,8 @@ def _measure_file(
     spacing: Spacing | None,
     cancel: Callable[[], bool] | None,
     ga_weeks: float | None,
-) -> Iterator[MeasurementRecord]:
-    """Records of every frame of one file; a read failure ends the file with an error record."""
+) -> Iterator[MeasuredFrame]:
+    """Every frame of one file; a read failure ends the file with an error record."""
     next_index = 0
     try:
         for frame in load_frames(path, spacing_override=spacing):
@@ -201,13 +202,38 @@ def _measure_file(
                 return
             next_index = frame.index + 1
             try:
-                yield measure_frame(frame, engine, ga_weeks).record
-            except (ValueError, ArithmeticError) as error:
-                yield error_record(path, frame.index, str(error), engine.name, frame.spacing)
+                yield measure_frame(frame, engine, ga_weeks)
+            except (ValueError, ArithmeticError, cv2.error) as error:
+                failed = error_record(path, frame.index, str(error), engine.name, frame.spacing)
+                yield MeasuredFrame(failed, None)
     except FrameReadError as error:
-        yield error_record(path, next_index, error.problem, engine.name, spacing)
+        yield MeasuredFrame(
+            error_record(path, next_index, error.problem, engine.name, spacing), None
+        )
     except OSError as error:
-        yield error_record(path, next_index, error.strerror or str(error), engine.name, spacing)
+        problem = error.strerror or str(error)
+        yield MeasuredFrame(error_record(path, next_index, problem, engine.name, spacing), None)
+
+
+def measure_file_frames(
+    paths: Iterable[str | Path],
+    engine: SegmentationEngine,
+    spacing_override: Spacing | None = None,
+    pixel_csv_sizes: dict[str, float] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    ga_weeks: float | None = None,
+) -> Iterator[tuple[int, MeasuredFrame]]:
+    """Like `measure_paths`, with each frame's probability: yields (file position from 1,
+    MeasuredFrame)."""
+    for position, path in enumerate(expand_paths(paths), start=1):
+        if cancel is not None and cancel():
+            return
+        spacing = spacing_override
+        csv_mm = None if spacing is not None else lookup_csv_size(pixel_csv_sizes, path)
+        if csv_mm is not None:
+            spacing = Spacing.square(csv_mm, "csv")
+        for measured in _measure_file(path, engine, spacing, cancel, ga_weeks):
+            yield position, measured
 
 
 def measure_paths(
@@ -228,14 +254,8 @@ def measure_paths(
     `cancel()` returning True stops before the next frame.
     """
     files = expand_paths(paths)
-    for position, path in enumerate(files, start=1):
-        if cancel is not None and cancel():
-            return
-        spacing = spacing_override
-        csv_mm = None if spacing is not None else lookup_csv_size(pixel_csv_sizes, path)
-        if csv_mm is not None:
-            spacing = Spacing.square(csv_mm, "csv")
-        for record in _measure_file(path, engine, spacing, cancel, ga_weeks):
-            if on_progress is not None:
-                on_progress(position, len(files), record)
-            yield record
+    frames = measure_file_frames(files, engine, spacing_override, pixel_csv_sizes, cancel, ga_weeks)
+    for position, measured in frames:
+        if on_progress is not None:
+            on_progress(position, len(files), measured.record)
+        yield measured.record

@@ -1,0 +1,41 @@
+"""Argument helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_spacing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pixel-size MM | --pixel-csv CSV (mutually exclusive)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--pixel-size",
+        type=positive_float,
+        metavar="MM",
+        help="pixel size in mm for every frame (overrides DICOM and CSV)",
+    )
+    group.add_argument(
+        "--pixel-csv",
+        type=Path,
+        metavar="CSV",
+        help="CSV 'filename,pixel size(mm)[,...]' giving each file's pixel size (HC18 style)",
+    )
+
+
+def say(message: str) -> None:
+    """A progress or summary line on stderr (stdout stays free for data)."""
+    print(message, file=sys.stderr, flush=True)
