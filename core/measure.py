@@ -154,7 +154,13 @@ def measure_frame(
         )
         return MeasuredFrame(record, prob)
     record = record_from_ellipse(
-        frame.path, frame.index, frame.spacing, fit.ellipse_px, engine.name, "auto", None, ga_weeks
+        frame.path,
+        frame.index,
+        frame.spacing,
+        fit.ellipse_px,
+        engine.name,
+        origin="auto",
+        ga_weeks=ga_weeks,
     ).replace(fit_iou=float(fit.fit_iou), confidence=border_confidence(prob, fit.ellipse_px))
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
@@ -169,6 +175,7 @@ def error_record(
     model: str = "",
     spacing: Spacing | None = None,
 ) -> MeasurementRecord:
+    """The record of a frame (or of the rest of a file) that could not be measured."""
     return MeasurementRecord(
         file=str(path),
         frame_index=frame_index,
