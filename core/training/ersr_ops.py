@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from ..ellipse import Ellipse, ellipse_from_probability
+from ..ellipse import MIN_FIT_POINTS, Ellipse, fit_ellipse_to_points, subpixel_contour
 from .losses import soft_dice_loss
 
 # ---------------------------------------------------------------------------------------------
@@ -34,14 +35,14 @@ from .losses import soft_dice_loss
 # ---------------------------------------------------------------------------------------------
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0) -> Tensor:
     """Binary focal loss (Lin et al. 2017) on logits, mean over pixels; gamma=0 gives BCE."""
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     prob_true = torch.exp(-bce)  # the probability given to the true class
     return ((1 - prob_true) ** gamma * bce).mean()
 
 
-def ersr_supervised_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def ersr_supervised_loss(logits: Tensor, target: Tensor) -> Tensor:
     """ERSR's supervised term: (Dice-focal + BCE) / 2, Dice-focal being Dice + focal (gamma 2).
 
     `logits`, `target`: (B, 1, H, W); target in {0, 1}.
@@ -59,20 +60,20 @@ _SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
-def _conv3x3(maps: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def _conv3x3(maps: Tensor, kernel: Tensor) -> Tensor:
     """(B, 1, H, W) convolved with a 3x3 kernel, border replicated (no edge at the frame edge)."""
     padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")
     return F.conv2d(padded, kernel.to(maps).view(1, 1, 3, 3))
 
 
-def boundary_scores(prob: torch.Tensor) -> torch.Tensor:
+def boundary_scores(prob: Tensor) -> Tensor:
     """(B,) mean Sobel gradient magnitude of each (B, 1, H, W) map: lower = smoother boundary."""
     grad_x = _conv3x3(prob, _SOBEL_X)
     grad_y = _conv3x3(prob, _SOBEL_X.T)
     return torch.sqrt(grad_x**2 + grad_y**2 + 1e-12).mean(dim=(1, 2, 3))
 
 
-def distance_transforms(masks: torch.Tensor) -> torch.Tensor:
+def distance_transforms(masks: Tensor) -> Tensor:
     """(B, 1, H, W) exact Euclidean distance (px) from each foreground pixel to the background.
 
     Computed with OpenCV on the CPU: the maps are thresholded teacher outputs (no gradient to
@@ -88,7 +89,7 @@ def distance_transforms(masks: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(distances)[:, None]).to(masks.device, torch.float32)
 
 
-def regularity_scores(prob: torch.Tensor, level: float = 0.5) -> torch.Tensor:
+def regularity_scores(prob: Tensor, level: float = 0.5) -> Tensor:
     """(B,) mean |Laplacian| of the distance transform of prob > level: lower = more regular.
 
     The distance map of a smooth convex shape has one short ridge (its medial axis); every bump,
@@ -98,14 +99,12 @@ def regularity_scores(prob: torch.Tensor, level: float = 0.5) -> torch.Tensor:
     return _conv3x3(distances, _LAPLACIAN).abs().mean(dim=(1, 2, 3))
 
 
-def _min_max(scores: torch.Tensor) -> torch.Tensor:
+def _min_max(scores: Tensor) -> Tensor:
     low, high = scores.min(), scores.max()
     return (scores - low) / (high - low).clamp_min(1e-12)
 
 
-def quality_scores(
-    prob: torch.Tensor, boundary_weight: float = 0.5, level: float = 0.5
-) -> torch.Tensor:
+def quality_scores(prob: Tensor, boundary_weight: float = 0.5, level: float = 0.5) -> Tensor:
     """(B,) combined score, lower is better: w * boundary + (1 - w) * regularity.
 
     Each score is min-max normalised over the batch first so that neither dominates by its
@@ -138,7 +137,7 @@ def keep_count(
     return min(max(count, 1), batch_size)
 
 
-def select_reliable(prob: torch.Tensor, count: int, boundary_weight: float = 0.5) -> torch.Tensor:
+def select_reliable(prob: Tensor, count: int, boundary_weight: float = 0.5) -> Tensor:
     """(count,) long indices of the `count` best-scoring maps of (B, 1, H, W), best first."""
     scores = quality_scores(prob, boundary_weight)
     return torch.argsort(scores, stable=True)[:count]
@@ -162,33 +161,45 @@ class RefineConfig:
 def fit_head_ellipse(prob_hw: np.ndarray, level: float = 0.6) -> Ellipse | None:
     """Least-squares ellipse (pixels) of the largest component of a (H, W) map above `level`.
 
-    None when nothing exceeds `level`, the contour is too short to fit, or the fit is degenerate
-    (a semi-axis under one pixel, or an ellipse larger than twice the frame's diagonal).
+    The fit uses the component's sub-pixel `level` contour (holes filled). None when nothing
+    exceeds `level`, the contour is too short to fit, or the fit is degenerate (a semi-axis
+    under one pixel, or an ellipse larger than twice the frame's diagonal).
     """
-    fit = ellipse_from_probability(prob_hw, threshold=level)
-    if fit is None:
+    contour = subpixel_contour(prob_hw, level)
+    if len(contour) < MIN_FIT_POINTS:
         return None
-    ellipse = fit.ellipse_px
-    diagonal = math.hypot(*prob_hw.shape)
-    if not (ellipse.b >= 1.0 and ellipse.a <= 2 * diagonal):
+    try:
+        ellipse = fit_ellipse_to_points(contour)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if not (ellipse.b >= 1.0 and ellipse.a <= 2 * math.hypot(*prob_hw.shape)):
         return None
     return ellipse
 
 
-def ellipse_radius_sq_map(ellipse: Ellipse, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) normalised elliptic radius squared d at each pixel centre (< 1 inside)."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
-    return ellipse.normalised_radius_sq(cols, rows)
+def pixel_grid(height: int, width: int, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """((H, W), (H, W)) float32 column (x) and row (y) coordinates of the pixel centres."""
+    rows, cols = torch.meshgrid(
+        torch.arange(height, device=device, dtype=torch.float32),
+        torch.arange(width, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
+    return cols, rows
 
 
-def refine_map(prob_hw: np.ndarray, ellipse: Ellipse, config: RefineConfig) -> np.ndarray:
-    """(H, W) refined probability P': raised inside the ellipse, decayed outside it."""
-    d = ellipse_radius_sq_map(ellipse, prob_hw.shape)
-    inside = d <= 1
-    fill = np.clip(config.fill_base + (1 - d) ** config.fill_power, 0, 1)
-    raised = np.maximum(prob_hw, fill)
-    decayed = prob_hw * np.exp(-config.decay * (d - 1))
-    return np.where(inside, raised, decayed)
+def refine_map(
+    prob_hw: Tensor, ellipse: Ellipse, config: RefineConfig, grid: tuple[Tensor, Tensor]
+) -> Tensor:
+    """(H, W) refined probability P': raised inside the ellipse, decayed outside it.
+
+    `grid` is `pixel_grid(H, W)` on the map's device; d is the normalised elliptic radius
+    squared; inside (d <= 1) P' = max(P, clip(fill_base + (1 - d)^fill_power, 0, 1)), outside
+    P' = P exp(-decay (d - 1)).
+    """
+    d = ellipse.normalised_radius_sq(*grid)
+    fill = (config.fill_base + (1 - d).clamp_min(0) ** config.fill_power).clamp(0, 1)
+    decayed = prob_hw * torch.exp(-config.decay * (d - 1).clamp_min(0))
+    return torch.where(d <= 1, torch.maximum(prob_hw, fill), decayed)
 
 
 @dataclass(frozen=True)
@@ -200,28 +211,30 @@ class Refinement:
     fitted (that map's pseudo-label is then the plain thresholded teacher map).
     """
 
-    pseudo_label: torch.Tensor
-    refined: torch.Tensor
+    pseudo_label: Tensor
+    refined: Tensor
     ellipses: list[Ellipse | None]
 
 
 def refine_pseudo_labels(
-    prob: torch.Tensor, config: RefineConfig = RefineConfig(), use_ellipse: bool = True
+    prob: Tensor, config: RefineConfig = RefineConfig(), use_ellipse: bool = True
 ) -> Refinement:
     """Ellipse-constrained refinement of a (B, 1, H, W) teacher map (no gradient).
 
+    Only the ellipse fits run on the CPU; the refinement itself stays on the map's device.
     With `use_ellipse=False` the ellipses are still fitted (the symmetry step needs their axes)
     but the pseudo-label is the thresholded teacher map.
     """
-    maps = prob.detach().to("cpu", torch.float64).numpy()[:, 0]
-    refined, ellipses = [], []
-    for prob_hw in maps:
-        ellipse = fit_head_ellipse(prob_hw, config.level)
-        ellipses.append(ellipse)
-        use = use_ellipse and ellipse is not None
-        refined.append(refine_map(prob_hw, ellipse, config) if use else prob_hw)
-    refined_t = torch.from_numpy(np.stack(refined)[:, None]).to(prob.device, prob.dtype)
-    return Refinement((refined_t > config.level).to(prob.dtype), refined_t, ellipses)
+    prob = prob.detach()
+    maps = prob.to("cpu", torch.float32).numpy()[:, 0]
+    ellipses = [fit_head_ellipse(prob_hw, config.level) for prob_hw in maps]
+    refined = prob.clone()
+    if use_ellipse:
+        grid = pixel_grid(prob.shape[2], prob.shape[3], prob.device)
+        for index, ellipse in enumerate(ellipses):
+            if ellipse is not None:
+                refined[index, 0] = refine_map(prob[index, 0], ellipse, config, grid)
+    return Refinement((refined > config.level).to(prob.dtype), refined, ellipses)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +242,7 @@ def refine_pseudo_labels(
 # ---------------------------------------------------------------------------------------------
 
 
-def axis_parameters(ellipses: list[Ellipse], device: torch.device | str = "cpu") -> torch.Tensor:
+def axis_parameters(ellipses: list[Ellipse], device: torch.device | str = "cpu") -> Tensor:
     """(B, 4) [cx, cy, cos, sin] of each ellipse's major axis (the fetal head's midline).
 
     The brain is mirror-symmetric about the falx, which runs front to back along the skull's
@@ -239,7 +252,7 @@ def axis_parameters(ellipses: list[Ellipse], device: torch.device | str = "cpu")
     return torch.tensor(rows, dtype=torch.float32, device=device).reshape(-1, 4)
 
 
-def reflection_theta(axes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def reflection_theta(axes: Tensor, height: int, width: int) -> Tensor:
     """(B, 2, 3) `F.affine_grid` matrices (align_corners=False) reflecting about each axis.
 
     In pixels p' = c + R (p - c) with R = 2 u u^T - I for the unit direction u; pixel = S n + t
@@ -257,7 +270,7 @@ def reflection_theta(axes: torch.Tensor, height: int, width: int) -> torch.Tenso
     return torch.cat([linear, translation[..., None]], dim=2)
 
 
-def reflect(maps: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+def reflect(maps: Tensor, axes: Tensor) -> Tensor:
     """(B, C, H, W) maps reflected about each sample's axis (bilinear, zeros from outside).
 
     Differentiable with respect to `maps`; an involution up to interpolation.
@@ -268,17 +281,13 @@ def reflect(maps: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def axis_sides(axes: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def axis_sides(axes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
     """((B, 1, H, W), (B, 1, H, W)) float indicators of the two sides of each axis.
 
     Side one has signed distance v <= 0 from the axis, side two v >= 0; both hold the axis
     itself so that a composite has no crack along it.
     """
-    rows, cols = torch.meshgrid(
-        torch.arange(height, device=axes.device, dtype=axes.dtype),
-        torch.arange(width, device=axes.device, dtype=axes.dtype),
-        indexing="ij",
-    )
+    cols, rows = pixel_grid(height, width, axes.device)
     cx, cy, cos, sin = (axes[:, i, None, None] for i in range(4))
     signed = -(cols - cx) * sin + (rows - cy) * cos  # along the minor-axis direction
     side_one = (signed <= 0).to(axes.dtype)[:, None]
@@ -286,7 +295,7 @@ def axis_sides(axes: torch.Tensor, height: int, width: int) -> tuple[torch.Tenso
     return side_one, side_two
 
 
-def mirrored_composites(maps: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+def mirrored_composites(maps: Tensor, axes: Tensor) -> Tensor:
     """(2B, C, H, W): each map's side one + its reflection, then side two + its reflection.
 
     Each composite is symmetric about the axis by construction. Used alike for images, for
@@ -310,18 +319,18 @@ class PerturbConfig:
     blur_sigma: tuple[float, float] = (0.5, 1.5)
 
 
-def _uniform(low: float, high: float, count: int, device: torch.device) -> torch.Tensor:
+def _uniform(low: float, high: float, count: int, device: torch.device) -> Tensor:
     return low + (high - low) * torch.rand(count, 1, 1, 1, device=device)
 
 
-def _gamma_curve(images: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
+def _gamma_curve(images: Tensor, gammas: Tensor) -> Tensor:
     """Per-image gamma on the image's own intensity range (as a contrast change)."""
     low = images.amin(dim=(1, 2, 3), keepdim=True)
     span = (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-8)
     return ((images - low) / span).clamp(0, 1) ** gammas * span + low
 
 
-def _gaussian_blur(images: torch.Tensor, sigmas: torch.Tensor, radius: int) -> torch.Tensor:
+def _gaussian_blur(images: Tensor, sigmas: Tensor, radius: int) -> Tensor:
     """(B, 1, H, W) blurred with a separable Gaussian of each image's own sigma."""
     batch, _, height, width = images.shape
     offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
@@ -333,9 +342,7 @@ def _gaussian_blur(images: torch.Tensor, sigmas: torch.Tensor, radius: int) -> t
     return grouped.view(batch, 1, height, width)
 
 
-def perturb_inside(
-    images: torch.Tensor, mask: torch.Tensor, config: PerturbConfig = PerturbConfig()
-) -> torch.Tensor:
+def perturb_inside(images: Tensor, mask: Tensor, config: PerturbConfig = PerturbConfig()) -> Tensor:
     """(B, 1, H, W) images with noise, gamma, shift and blur applied only where mask > 0.5.
 
     Each operation is drawn per image with probability `config.prob` (global torch RNG).
@@ -358,8 +365,8 @@ def perturb_inside(
 
 
 def perturb_halves(
-    composites: torch.Tensor, head: torch.Tensor, axes2: torch.Tensor, config: PerturbConfig
-) -> torch.Tensor:
+    composites: Tensor, head: Tensor, axes2: Tensor, config: PerturbConfig
+) -> Tensor:
     """Perturb each side of the head in (2B, 1, H, W) composites independently.
 
     Drawing the two sides apart breaks the composite's symmetry in appearance but not in shape,
@@ -376,7 +383,7 @@ def perturb_halves(
 # ---------------------------------------------------------------------------------------------
 
 
-def mirror_loss(prob: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+def mirror_loss(prob: Tensor, axes: Tensor) -> Tensor:
     """MSE between side one of each map and the reflection of its side two.
 
     Reflecting the side-two half lands it on side one, so this is the mean over all pixels of

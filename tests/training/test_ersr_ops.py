@@ -16,8 +16,8 @@ HEIGHT, WIDTH = 80, 112
 
 def ellipse_map(ellipse: Ellipse, shape: tuple[int, int] = (HEIGHT, WIDTH)) -> torch.Tensor:
     """(1, 1, H, W) float {0, 1}: pixel centres inside `ellipse`."""
-    inside = ops.ellipse_radius_sq_map(ellipse, shape) <= 1
-    return torch.from_numpy(inside.astype(np.float32))[None, None]
+    cols, rows = ops.pixel_grid(*shape, "cpu")
+    return (ellipse.normalised_radius_sq(cols, rows) <= 1).float()[None, None]
 
 
 def iou(a: torch.Tensor, b: torch.Tensor) -> float:
