@@ -33,6 +33,30 @@ REGISTRY: dict[str, MethodEntry] = {
         "ERSR",
         "ERSR: teacher-student with ellipse-refined, filtered, symmetry-consistent pseudo-labels.",
     ),
+    "cad": MethodEntry(
+        "cad",
+        "CAD",
+        "CAD: largest low-confidence region replaced from a confident frame, rising thresholds, "
+        "cross pseudo supervision.",
+    ),
+    "m3hl": MethodEntry(
+        "m3hl",
+        "M3HL",
+        "M3HL: labelled and unlabelled frames mixed both ways by block masks, high- and "
+        "low-level feature consistency.",
+    ),
+    "c3s3": MethodEntry(
+        "c3s3",
+        "C3S3",
+        "C3S3: two competing networks, the winner's sharpened prediction teaches the loser; "
+        "contrastive selection at the boundary.",
+    ),
+    "transmedseg": MethodEntry(
+        "transmedseg",
+        "TransMedSeg",
+        "TransMedSeg: mean teacher whose features are implicitly augmented towards the "
+        "student's class statistics (ISDA-style bound).",
+    ),
 }
 
 
