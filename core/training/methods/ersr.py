@@ -108,10 +108,22 @@ class ERSR(Method):
         )
         return ops.select_reliable(teacher_prob, count, self.config.boundary_weight)
 
+    @torch.no_grad()
+    def teacher_probabilities(self, unlabelled: Tensor) -> Tensor:
+        """(B, 1, H, W) teacher probabilities, BatchNorm in evaluation mode (as in the reference
+        code: the trainer copies the student's running statistics into the teacher, and a small
+        unlabelled batch gives noisy batch statistics)."""
+        teacher = self.ctx.teacher
+        was_training = teacher.training
+        teacher.eval()
+        try:
+            return torch.sigmoid(teacher(unlabelled))
+        finally:
+            teacher.train(was_training)
+
     def pseudo_labels(self, unlabelled: Tensor, step: int) -> PseudoLabels:
         """Teacher prediction, filtering and refinement for (B, 1, H, W) unlabelled frames."""
-        with torch.no_grad():
-            teacher_prob = torch.sigmoid(self.ctx.teacher(unlabelled))
+        teacher_prob = self.teacher_probabilities(unlabelled)
         kept = self.kept_indices(teacher_prob, step)
         refinement = ops.refine_pseudo_labels(
             teacher_prob[kept], self.refine_config, self.config.use_ellipse_refine
