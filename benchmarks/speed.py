@@ -1,0 +1,320 @@
+"""Measure how fast HC Studio measures frames on this machine, in one run.
+
+Reproduces the speed table of docs/benchmarks.md:
+
+* the network alone, one frame at the model's input size: ONNX Runtime against torch eager mode
+  for the same network (from `--checkpoint`; without one, an untrained U-Net of `--width`, which
+  costs the same), each with one thread per usable core, torch under `inference_mode`; the median
+  of `--repeat` calls after `--warmup` calls, and the ratio;
+* end to end: `hc-studio measure` on the frames of `--frames` (read, segment, fit, write the CSV),
+  the command's wall time divided by the frames measured (so start-up and model loading count),
+  frames per second, and the peak resident memory of that process;
+* the per-stage split of one frame (decode, inference, ellipse fit and biometry), median over
+  `--stage-frames` frames, in this process;
+* the PNG decode time of one frame (800×540 for HC18).
+
+Prints a markdown table and writes everything as JSON.
+
+    python benchmarks/speed.py --model ONNX [--checkpoint CKPT] --frames DIR --pixel-csv CSV
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from hc_studio.core.atomic import atomic_write
+from hc_studio.core.inference import SegmentationEngine
+from hc_studio.core.io import find_frame_files, read_frame
+from machine_info import describe_machine, machine_line, usable_cores
+
+DEFAULT_JSON = Path("speed.json")
+
+
+def time_calls(function: Callable[[], object], warmup: int, repeat: int) -> list[float]:
+    """Milliseconds of each of `repeat` calls of `function`, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return samples
+
+
+def summarise_ms(samples: list[float]) -> dict[str, float]:
+    """median, 10th and 90th percentile and count of millisecond samples."""
+    values = np.asarray(samples, dtype=float)
+    return {
+        "median_ms": float(np.median(values)),
+        "p10_ms": float(np.percentile(values, 10)),
+        "p90_ms": float(np.percentile(values, 90)),
+        "n": int(values.size),
+    }
+
+
+# --- the network alone -----------------------------------------------------------------------
+
+
+def onnx_session(model: Path, threads: int, device: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(str(model), options, providers=providers)
+    if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+        raise ValueError("onnxruntime could not start CUDA")
+    return session
+
+
+def torch_network(checkpoint: Path | None, width: int, dilated: bool):
+    """(ExportWrapper in eval mode, description): the checkpoint's student, or an untrained
+    U-Net of the given width (the same cost; its outputs are not compared)."""
+    from hc_studio.models.unet import ExportWrapper, UNet, build_unet
+
+    if checkpoint is not None:
+        from hc_studio.core.training.checkpoint import load_checkpoint
+
+        state = load_checkpoint(checkpoint)
+        network = build_unet(state["model"]["config"])
+        network.load_state_dict(state["model"]["state"])
+        description = f"{checkpoint.name} ({state['model']['config']})"
+    else:
+        network = UNet(width=width, dilated_bottleneck=dilated)
+        description = f"untrained UNet(width={width}, dilated_bottleneck={dilated})"
+    return ExportWrapper(network).eval(), description
+
+
+def compare_network(args: argparse.Namespace, threads: int) -> dict:
+    """ONNX Runtime vs torch eager on one (1, 1, h, w) input at the model's input size."""
+    import torch
+
+    engine = SegmentationEngine(args.model, device="cpu")
+    height, width = engine.info.input_height, engine.info.input_width
+    image = np.random.default_rng(0).random((1, 1, height, width), dtype=np.float32)
+    session = onnx_session(args.model, threads, args.device)
+    input_name = session.get_inputs()[0].name
+    onnx_ms = time_calls(lambda: session.run(None, {input_name: image}), args.warmup, args.repeat)
+
+    torch.set_num_threads(threads)
+    wrapper, description = torch_network(args.checkpoint, args.width, args.dilated_bottleneck)
+    torch_device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    wrapper = wrapper.to(torch_device)
+    tensor = torch.from_numpy(image).to(torch_device)
+
+    def torch_call():
+        with torch.inference_mode():
+            output = wrapper(tensor)
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
+        return output
+
+    torch_ms = time_calls(torch_call, args.warmup, args.repeat)
+    result = {
+        "input_hw": [height, width],
+        "threads": threads,
+        "device": args.device,
+        "torch_network": description,
+        "onnxruntime": summarise_ms(onnx_ms),
+        "torch_eager": summarise_ms(torch_ms),
+    }
+    result["torch_over_onnx"] = (
+        result["torch_eager"]["median_ms"] / result["onnxruntime"]["median_ms"]
+    )
+    if args.checkpoint is not None:  # same weights: the outputs must agree too
+        (onnx_out,) = session.run(None, {input_name: image})[:1]
+        torch_out = torch_call().float().cpu().numpy()
+        result["max_abs_difference"] = float(np.abs(onnx_out - torch_out).max())
+    return result
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+def frame_files(folder: Path, limit: int | None) -> list[Path]:
+    files = sorted(find_frame_files([folder]))
+    return files[:limit] if limit else files
+
+
+def count_csv_rows(path: Path) -> int:
+    with path.open(newline="") as handle:
+        return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+
+
+def measure_end_to_end(files: list[Path], args: argparse.Namespace, work_dir: Path) -> dict:
+    """`hc-studio measure` over `files` in a child process: wall time, frames, peak RSS.
+
+    Must be the first child this process waits for: RUSAGE_CHILDREN's ru_maxrss is the largest
+    peak of all waited-for children.
+    """
+    out_csv = work_dir / "measure.csv"
+    command = [sys.executable, "-m", "hc_studio.core.cli", "measure", *map(str, files)]
+    command += ["--model", str(args.model), "--pixel-csv", str(args.pixel_csv)]
+    command += ["--device", args.device, "--out", str(out_csv)]
+    log_path = work_dir / "measure.log"
+    started = time.perf_counter()
+    with log_path.open("w", encoding="utf-8") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    wall_s = time.perf_counter() - started
+    if not out_csv.is_file():
+        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"hc-studio measure failed (exit code {code}): {' / '.join(tail)}")
+    frames = count_csv_rows(out_csv)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    return {
+        "files": len(files),
+        "frames": frames,
+        "exit_code": code,
+        "wall_s": wall_s,
+        "ms_per_frame": 1000.0 * wall_s / max(frames, 1),
+        "frames_per_s": frames / wall_s if wall_s > 0 else None,
+        "peak_rss_mib": peak_kib / 1024.0,
+    }
+
+
+def stage_split(files: list[Path], model: Path, device: str, pixel_csv: Path) -> dict:
+    """Median ms per frame of decode (`read_frame`), inference (`engine.predict`) and the rest of
+    `measure_frame` (ellipse fit, biometry, review checks), over `files`."""
+    from hc_studio.core.measure import measure_frame
+    from hc_studio.core.spacing import Spacing, lookup_csv_size, read_pixel_csv
+
+    engine = SegmentationEngine(model, device=device)
+    sizes = read_pixel_csv(pixel_csv)
+    decode, inference, fit = [], [], []
+    engine.predict(read_frame(files[0], 0).pixels)  # warm-up (first-call allocations)
+    for path in files:
+        mm = lookup_csv_size(sizes, path)
+        spacing = Spacing.square(mm, "csv") if mm is not None else None
+        started = time.perf_counter()
+        frame = read_frame(path, 0, spacing)
+        decoded = time.perf_counter()
+        engine.predict(frame.pixels)
+        predicted = time.perf_counter()
+        measure_started = time.perf_counter()
+        measure_frame(frame, engine)
+        measured = time.perf_counter()
+        decode.append((decoded - started) * 1000.0)
+        inference.append((predicted - decoded) * 1000.0)
+        # measure_frame runs the network again: its own cost minus this frame's inference.
+        fit.append(max(0.0, (measured - measure_started - (predicted - decoded)) * 1000.0))
+    return {
+        "frames": len(files),
+        "decode_ms": statistics.median(decode),
+        "inference_ms": statistics.median(inference),
+        "fit_ms": statistics.median(fit),
+    }
+
+
+def png_decode(path: Path, repeat: int) -> dict:
+    """Median ms of `cv2.imread` (grey) and of HC Studio's `read_frame` (to float 0..1)."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"{path.name}: not a readable image")
+    imread_ms = time_calls(lambda: cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), 3, repeat)
+    read_frame_ms = time_calls(lambda: read_frame(path, 0), 3, repeat)
+    return {
+        "file": path.name,
+        "size": f"{image.shape[1]}x{image.shape[0]}",
+        "imread_ms": statistics.median(imread_ms),
+        "read_frame_ms": statistics.median(read_frame_ms),
+    }
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def markdown(result: dict) -> str:
+    net, e2e, stages, png = (result[k] for k in ("network", "end_to_end", "stages", "png"))
+    h, w = net["input_hw"]
+    rows = [
+        (f"ONNX Runtime, network only, 1×1×{h}×{w}", f"{net['onnxruntime']['median_ms']:.2f} ms"),
+        ("torch eager (inference_mode), same network", f"{net['torch_eager']['median_ms']:.2f} ms"),
+        ("torch eager / ONNX Runtime", f"{net['torch_over_onnx']:.2f}×"),
+        (
+            f"`hc-studio measure`, {e2e['frames']} frames, end to end",
+            f"{e2e['ms_per_frame']:.1f} ms/frame, {e2e['frames_per_s']:.1f} frames/s",
+        ),
+        (
+            f"per frame: decode / inference / fit (median of {stages['frames']})",
+            f"{stages['decode_ms']:.1f} / {stages['inference_ms']:.1f} / {stages['fit_ms']:.1f} ms",
+        ),
+        ("peak memory (RSS) of `hc-studio measure`", f"{e2e['peak_rss_mib']:.0f} MiB"),
+        (f"PNG decode of {png['size']} (cv2.imread, grey)", f"{png['imread_ms']:.2f} ms"),
+        (f"PNG decode of {png['size']} to float (read_frame)", f"{png['read_frame_ms']:.2f} ms"),
+    ]
+    lines = ["| what | value |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]
+    note = (
+        f"Machine: {machine_line(result['machine'])}. Device {net['device']}, "
+        f"{net['threads']} thread(s); medians of {net['onnxruntime']['n']} calls."
+    )
+    return "\n".join([note, "", *lines])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add = parser.add_argument
+    add("--model", type=Path, required=True, metavar="ONNX")
+    add("--checkpoint", type=Path, metavar="CKPT", help="the same network's torch checkpoint")
+    add("--width", type=int, default=16, help="U-Net width without --checkpoint (default 16)")
+    add("--dilated-bottleneck", action="store_true", help="without --checkpoint")
+    add("--frames", type=Path, required=True, metavar="DIR", help="frames for the end-to-end run")
+    add("--pixel-csv", type=Path, required=True, metavar="CSV")
+    add("--limit", type=int, help="use only the first N frames of DIR")
+    add("--repeat", type=int, default=200, help="timed network calls (default 200)")
+    add("--warmup", type=int, default=20, help="untimed calls first (default 20)")
+    add("--stage-frames", type=int, default=30, help="frames for the stage split (default 30)")
+    add("--device", choices=("cpu", "cuda"), default="cpu")
+    add("--threads", type=int, help="threads for both runtimes (default: usable cores)")
+    add("--json", type=Path, default=DEFAULT_JSON, metavar="OUT", help="default speed.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    files = frame_files(args.frames, args.limit)
+    if not files:
+        print(f"speed: {args.frames}: no frames found", file=sys.stderr)
+        return 2
+    threads = args.threads or usable_cores()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hc-speed-") as work_dir:
+            end_to_end = measure_end_to_end(files, args, Path(work_dir))  # the first child
+        result = {
+            "machine": describe_machine(),
+            "end_to_end": end_to_end,
+            "stages": stage_split(
+                files[: args.stage_frames], args.model, args.device, args.pixel_csv
+            ),
+            "network": compare_network(args, threads),
+            "png": png_decode(files[0], max(10, args.repeat // 4)),
+        }
+    except (ValueError, RuntimeError, OSError) as error:
+        print(f"speed: {error}", file=sys.stderr)
+        return 2
+    with atomic_write(args.json) as handle:
+        handle.write(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
