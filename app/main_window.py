@@ -57,6 +57,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.train_tab, "Train")
         self.setCentralWidget(self.tabs)
         self.model_label = QLabel()
+        # A timer owned by the window: it dies with it (a bare singleShot could outlive it).
+        self._error_style_timer = QTimer(self)
+        self._error_style_timer.setSingleShot(True)
+        self._error_style_timer.timeout.connect(lambda: self.statusBar().setStyleSheet(""))
         self.statusBar().addPermanentWidget(self.model_label)
         self._build_menus()
         self._connect()
@@ -189,7 +193,7 @@ class MainWindow(QMainWindow):
         """Errors stay in the status bar, in red, long enough to be read."""
         self.statusBar().setStyleSheet("QStatusBar { color: #c62828; font-weight: bold; }")
         self.statusBar().showMessage(message, ERROR_SHOWN_MS)
-        QTimer.singleShot(ERROR_SHOWN_MS, lambda: self.statusBar().setStyleSheet(""))
+        self._error_style_timer.start(ERROR_SHOWN_MS)
 
     def show_mouse_help(self) -> None:
         QMessageBox.information(self, "Mouse and keys", f"{MOUSE_HELP}\n\n{KEYS_HELP}")

@@ -1,20 +1,15 @@
-"""Training runs on disk: each run folder has `events.jsonl` (and `model.onnx` when exported).
-
-The window also keeps the options it started a run with (`launch.json`), so that a stopped run
-can be resumed with the same options.
-"""
+"""Training runs on disk: each run folder has `events.jsonl`, `run.json` (the settings the
+trainer resumes with) and `model.onnx` once exported."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.atomic import atomic_write
 from ..core.events import Done, Error, Progress, Start, Validation, read_events
 
 EVENTS_FILE = "events.jsonl"
-LAUNCH_FILE = "launch.json"
+RUN_FILE = "run.json"
 MODEL_FILE = "model.onnx"
 
 
@@ -40,8 +35,7 @@ class RunSummary:
     @property
     def resumable(self) -> bool:
         return (
-            self.state in ("stopped", "incomplete", "failed")
-            and (self.folder / LAUNCH_FILE).is_file()
+            self.state in ("stopped", "incomplete", "failed") and (self.folder / RUN_FILE).is_file()
         )
 
 
@@ -121,22 +115,3 @@ def list_runs(runs_folder: str | Path) -> list[RunSummary]:
     summaries = [summarise_run(child) for child in runs_folder.iterdir() if child.is_dir()]
     found = [s for s in summaries if s is not None]
     return sorted(found, key=lambda s: (s.folder / EVENTS_FILE).stat().st_mtime, reverse=True)
-
-
-def save_launch(folder: str | Path, arguments: list[str]) -> None:
-    """Remember the `hc-studio train` options of a run (for Resume)."""
-    with atomic_write(Path(folder) / LAUNCH_FILE, encoding="utf-8") as handle:
-        json.dump({"arguments": arguments}, handle, indent=1)
-
-
-def load_launch(folder: str | Path) -> list[str]:
-    """The options a run was started with; ValueError when they are not readable."""
-    path = Path(folder) / LAUNCH_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        arguments = data["arguments"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path.name}: cannot read the run's options ({error})") from None
-    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
-        raise ValueError(f"{path.name}: the run's options are not a list of strings")
-    return arguments

@@ -50,7 +50,7 @@ from ..core.events import (
     read_events,
 )
 from ..core.training.methods import REGISTRY
-from .runs import EVENTS_FILE, RunSummary, list_runs, load_launch, save_launch
+from .runs import EVENTS_FILE, RunSummary, list_runs
 from .settings import AppSettings
 from .train_process import TrainProcess, train_arguments, train_command
 from .workers import describe_error
@@ -278,7 +278,7 @@ class TrainTab(QWidget):
         self.batch_size.setRange(1, 256)
         self.batch_size.setValue(8)
         self.height_spin, self.width_spin = QSpinBox(), QSpinBox()
-        for spin, value in ((self.height_spin, 256), (self.width_spin, 384)):
+        for spin, value in ((self.height_spin, 192), (self.width_spin, 288)):
             spin.setRange(16, 2048)
             spin.setSingleStep(16)
             spin.setValue(value)
@@ -554,11 +554,6 @@ class TrainTab(QWidget):
             device=self.device_combo.currentData(),
             init_onnx=self._init_weights(),
         )
-        try:
-            save_launch(run_dir, arguments)
-        except OSError as error:
-            self.errorMessage.emit(f"Cannot create the run folder {run_dir}: {error}")
-            return False
         self.plots.clear()
         self._launch(run_dir, arguments)
         return True
@@ -571,15 +566,11 @@ class TrainTab(QWidget):
         return self.resume_run(run.folder)
 
     def resume_run(self, folder: str | Path) -> bool:
-        """Resume a stopped run with the options it was started with, plus `--resume`."""
+        """Continue a stopped run from its last checkpoint (the trainer keeps its settings)."""
         folder = Path(folder)
-        try:
-            arguments = load_launch(folder)
-        except ValueError as error:
-            self.errorMessage.emit(f"{folder.name}: {error}")
-            return False
         self.replay_run(folder)
-        self._launch(folder, [*arguments, "--resume"])
+        device = self.device_combo.currentData()
+        self._launch(folder, ["--out", str(folder), "--resume", "--device", device])
         return True
 
     def _launch(self, run_dir: Path, arguments: list[str]) -> None:
