@@ -109,7 +109,7 @@ class RecordTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return COLUMNS[index.column()][2](record)
         if role == Qt.ItemDataRole.BackgroundRole and is_flagged(record):
-            failed = not record.ok
+            failed = record.ellipse_px is None
             return QBrush(FAILURE_BACKGROUND if failed else REVIEW_BACKGROUND)
         if role == Qt.ItemDataRole.ForegroundRole and is_flagged(record):
             return QBrush(QColor(20, 20, 20))  # readable on the light background in dark themes
@@ -229,13 +229,17 @@ class BatchTab(QWidget):
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
+        # Rows stay in measuring order until the user clicks a header.
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 170)
-        self.table.setColumnWidth(2, 200)
+        for column, width in enumerate((120, 50, 230, 70, 70, 70, 45, 85, 85, 55, 80)):
+            self.table.setColumnWidth(column, width)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Double-click a row to open the frame in the Measure tab")
         self.table.doubleClicked.connect(self._on_double_click)
@@ -387,10 +391,10 @@ class BatchTab(QWidget):
         records = self.model.records
         review = sum(r.status.startswith(REVIEW_PREFIX) for r in records)
         errors = sum(r.status.startswith(ERROR_PREFIX) for r in records)
-        failed = sum(not r.ok for r in records) - errors
-        ok = len(records) - review - errors - failed
+        no_head = sum(r.ellipse_px is None for r in records) - errors
+        ok = len(records) - review - errors - no_head
         return (
-            f"{len(records)} frame(s): {ok} ok, {review} to review, {failed} without a head, "
+            f"{len(records)} frame(s): {ok} ok, {review} to review, {no_head} without a head, "
             f"{errors} error(s)"
         )
 

@@ -41,9 +41,9 @@ class FrameList(QTreeWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setAlternatingRowColors(True)
         self.header().setStretchLastSection(False)
-        self.header().resizeSection(0, 115)
-        self.header().resizeSection(1, 75)
-        self.header().resizeSection(2, 60)
+        self.header().resizeSection(0, 120)
+        self.header().resizeSection(1, 68)
+        self.header().resizeSection(2, 76)
         self._items: dict[FrameKey, QTreeWidgetItem] = {}
         self._order: list[FrameKey] = []
         self.currentItemChanged.connect(self._on_current_changed)

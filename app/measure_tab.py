@@ -176,7 +176,7 @@ class MeasureTab(QWidget):
         splitter.addWidget(centre)
         splitter.addWidget(self.panel)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([260, 700, 300])
+        splitter.setSizes([290, 680, 300])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)

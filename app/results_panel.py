@@ -181,7 +181,8 @@ class ResultsPanel(QWidget):
             "REVIEW: " + record.status[len(REVIEW_PREFIX) :] if review else ""
         )
         self.review_banner.setVisible(review)
-        self.show_message(None if record.ok else record.status)
+        # A frame without an ellipse says why (no head, error); review reasons have their banner.
+        self.show_message(record.status if record.ellipse_px is None else None)
 
     def _clear_values(self) -> None:
         self.hc_label.setText("HC " + DASH)

@@ -60,3 +60,35 @@ def test_batch_can_be_cancelled(qtbot, window, phantom_png):
     assert done.args[0] < 41
     assert batch.progress_label.text() == "Cancelled"
     assert batch.start_button.isEnabled()
+
+
+def test_summary_and_highlighting_tell_review_from_failure(qtbot, app_settings):
+    from hc_studio.app.batch_tab import FAILURE_BACKGROUND, REVIEW_BACKGROUND, BatchTab
+    from hc_studio.core.ellipse import Ellipse
+    from hc_studio.core.records import MeasurementRecord
+    from hc_studio.core.spacing import Spacing
+    from PySide6.QtCore import Qt
+
+    tab = BatchTab(app_settings)
+    qtbot.addWidget(tab)
+    ellipse = Ellipse(50, 40, 30, 20, 0.1)
+    base = MeasurementRecord("a.png", 0, Spacing.square(0.1), ellipse_px=ellipse, hc=80.0)
+    for record in (
+        base,
+        base.replace(status="review: fit IoU 0.70"),
+        MeasurementRecord("c.png", 0, Spacing.square(0.1), status="no head found"),
+        MeasurementRecord("d.png", 0, Spacing.uncalibrated(), status="error: unreadable"),
+    ):
+        tab.model.append(record)
+    assert tab.summary() == "4 frame(s): 1 ok, 1 to review, 1 without a head, 1 error(s)"
+
+    def background(row):
+        brush = tab.model.data(tab.model.index(row, 0), Qt.ItemDataRole.BackgroundRole)
+        return brush.color() if brush is not None else None
+
+    assert [background(row) for row in range(4)] == [
+        None,
+        REVIEW_BACKGROUND,
+        FAILURE_BACKGROUND,
+        FAILURE_BACKGROUND,
+    ]
