@@ -11,8 +11,9 @@ Each step after the warm-up:
    displaced, then larger ones as its predictions firm up;
 4. cross pseudo supervision: the student and a peer network (same U-Net, own initialisation)
    each learn from the other's thresholded prediction on the unlabelled and the displaced
-   frames, as in the authors' earlier ABD; without the peer, the student learns from the
-   teacher's thresholded predictions instead (a plain mean teacher with displacement).
+   frames, as in ABD (Chi et al., CVPR 2024), the closest published displacement method;
+   without the peer, the student learns from the teacher's thresholded predictions instead
+   (a plain mean teacher with displacement).
 
 No code is public; the choices the paper leaves open are listed in docs/methods.md.
 """
