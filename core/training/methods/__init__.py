@@ -57,6 +57,24 @@ REGISTRY: dict[str, MethodEntry] = {
         "TransMedSeg: mean teacher whose features are implicitly augmented towards the "
         "student's class statistics (ISDA-style bound).",
     ),
+    "medl": MethodEntry(
+        "medl",
+        "MEDL",
+        "MEDL: U-Net and EfficientNet-Lite evidential networks, class-aware Dempster fusion, "
+        "asymptotic Fisher-information evidential loss.",
+    ),
+    "mn": MethodEntry(
+        "mn",
+        "MN",
+        "M&N: U-Net co-trained with a pretrained partner on each other's pseudo-masks, "
+        "learning-rate guided labelled share.",
+    ),
+    "contrastive-meta": MethodEntry(
+        "contrastive_meta",
+        "ContrastiveMeta",
+        "Self-paced contrastive meta-label pretraining (hc-studio pretrain), then mean-teacher "
+        "fine-tuning from that encoder.",
+    ),
 }
 
 

@@ -1,0 +1,137 @@
+"""`hc-studio pretrain`: self-paced contrastive pretraining of the U-Net encoder.
+
+Every frame under `--frames` (labelled folders too; annotation images are skipped) is used
+without its label; patients and pixel-size bands are the meta-labels (see
+`core.training.pretrain`). stdout carries JSON-lines events (`start`, `status`, `progress`,
+`checkpoint`, `done`, or `error`), human-readable text goes to stderr. The encoder checkpoint is
+written atomically to `--out`; `hc-studio train --init OUT` starts from it, and the `mn` and
+`contrastive-meta` methods take it with `--set partner_init=OUT` / `--set encoder=OUT`.
+Exit code 0 on success, 1 after an `error` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from ...commands.common import say
+from ...events import Error, Event, EventWriter
+
+HELP = "Pretrain the U-Net encoder contrastively on frames (patients and pixel sizes as positives)."
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _image_size(text: str) -> int:
+    value = _positive(text)
+    if value % 16:
+        raise argparse.ArgumentTypeError(f"image sizes must be multiples of 16, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--frames",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="folders of frames (stills, DICOM, video; labelled folders too)",
+    )
+    parser.add_argument(
+        "--pixel-csv",
+        type=Path,
+        metavar="CSV",
+        help="HC18-style 'filename,pixel size(mm)' CSV (found beside each folder otherwise)",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="ENCODER.pt")
+    parser.add_argument("--iterations", type=_positive, default=500, metavar="N")
+    parser.add_argument(
+        "--batch-size", type=_positive, default=16, metavar="B", help="frames per step (default 16)"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=_image_size,
+        nargs=2,
+        default=(192, 288),
+        metavar=("H", "W"),
+        help="network input, multiples of 16 (default 192 288)",
+    )
+    parser.add_argument(
+        "--width", type=_positive, default=16, help="U-Net first-level channels (default 16)"
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _settings(args: argparse.Namespace):
+    from ..pretrain import PretrainSettings
+
+    return PretrainSettings(
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        image_size=tuple(args.image_size),
+        width=args.width,
+        lr=args.lr,
+        seed=args.seed,
+    )
+
+
+def _device(choice: str):
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return torch.device("cpu")
+
+
+class _Reporter:
+    """Events on stdout, and a line on stderr for the ones a person reads."""
+
+    def __init__(self) -> None:
+        self.writer = EventWriter(None, sys.stdout)
+
+    def emit(self, event: Event) -> None:
+        self.writer.emit(event)
+        data = event.to_dict()
+        kind = data["event"]
+        if kind in ("status", "error"):
+            say(data["message"] if kind == "status" else f"error: {data['message']}")
+        elif kind == "import_problem":
+            say(f"skipped {Path(data['path']).name}: {data['problem']}")
+        elif kind == "done":
+            say(f"encoder written to {data['last_checkpoint']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import CheckpointError
+    from ..pretrain import PretrainError, pretrain
+
+    reporter = _Reporter()
+    try:
+        device = _device(args.device)
+        done = pretrain(
+            args.frames, args.out, _settings(args), device, reporter.emit, args.pixel_csv
+        )
+    except (PretrainError, CheckpointError, ValueError, OSError) as error:
+        reporter.emit(Error(message=str(error)))
+        return EXIT_ERROR
+    except Exception as error:  # noqa: BLE001 (a bug: report it, keep the traceback on stderr)
+        traceback.print_exc(file=sys.stderr)
+        reporter.emit(Error(message=f"internal error: {type(error).__name__}: {error}"))
+        return EXIT_ERROR
+    reporter.emit(done)
+    return EXIT_OK
