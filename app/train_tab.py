@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.events import (
-    Checkpoint,
     Done,
     Error,
     Event,
@@ -115,18 +114,21 @@ class LivePlots(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.loss_plot = pg.PlotWidget(title="Training loss")
-        self.loss_plot.addLegend(offset=(-5, 5))
-        self.loss_plot.setLabel("bottom", "iteration")
+        self.loss_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
-        self.dice_plot.setLabel("bottom", "iteration")
         self.hc_plot = pg.PlotWidget(title="Validation HC error (mm)")
-        self.hc_plot.setLabel("bottom", "iteration")
-        layout = QHBoxLayout(self)
+        # The loss gets the width (many points); the two validation curves share a row.
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.loss_plot, 1)
+        validation_row = QHBoxLayout()
+        validation_row.addWidget(self.dice_plot)
+        validation_row.addWidget(self.hc_plot)
+        layout.addLayout(validation_row, 1)
         for plot in (self.loss_plot, self.dice_plot, self.hc_plot):
             plot.showGrid(x=True, y=True, alpha=0.3)
-            plot.setMinimumHeight(160)
-            layout.addWidget(plot)
+            plot.setLabel("bottom", "iteration")
+            plot.setMinimumHeight(120)
         pen = {"width": 2}
         self.dice_curve = self.dice_plot.plot(
             pen=pg.mkPen((60, 180, 90), **pen), symbol="o", symbolSize=5
@@ -598,7 +600,10 @@ class TrainTab(QWidget):
     # Events ------------------------------------------------------------------------------------
     def handle_event(self, event: Event, live: bool = True) -> None:
         """Show one training event (from the live child, or replayed from events.jsonl)."""
+        # The trainer writes its own readable line for each event on stderr (shown in the log).
         if isinstance(event, Start):
+            if live:
+                self.refresh_runs()  # the new run folder exists now
             self.progress.setRange(0, max(1, event.total_iterations))
             self.progress.setValue(event.start_iteration)
             counts = ", ".join(f"{v} {k}" for k, v in event.counts.items())
@@ -609,21 +614,12 @@ class TrainTab(QWidget):
             self._on_progress(event)
         elif isinstance(event, Validation):
             self.plots.add_validation(event)
-            if live:
-                self.append_log(
-                    f"validation at {event.iteration}: Dice {_figure(event.dice, 4)}, "
-                    f"HD95 {_figure(event.hd95_mm, 2)} mm, "
-                    f"HC error {_figure(event.hc_mae_mm, 2)} mm"
-                )
-        elif isinstance(event, Checkpoint) and live:
-            self.append_log(f"checkpoint ({event.tag}) at {event.iteration}: {event.path}")
         elif isinstance(event, Done):
-            self._on_done(event, live)
+            self._on_done(event)
         elif isinstance(event, Error):
             self._run_state = "failed"
             self.run_label.setText(f"Failed: {event.message}")
             if live:
-                self.append_log(f"error: {event.message}")
                 self.errorMessage.emit(f"Training failed: {event.message}")
         elif isinstance(event, ImportProblemEvent) and live:
             self._add_problem(f"{Path(event.path).name}: {event.problem}", "run")
@@ -638,20 +634,16 @@ class TrainTab(QWidget):
         stage = " (warm-up)" if event.stage == "warmup" else ""
         self.run_label.setText(f"Iteration {event.iteration} of {total}{stage}")
 
-    def _on_done(self, event: Done, live: bool) -> None:
+    def _on_done(self, event: Done) -> None:
         self._run_state = "stopped" if event.stopped_early else "done"
         self.progress.setValue(
             self.progress.maximum() if not event.stopped_early else event.iteration
         )
         self.eta_label.setText("")
-        figures = (
-            f"best Dice {_figure(event.best_dice, 4)}, HC error "
-            f"{_figure(event.best_hc_mae_mm, 2)} mm"
-        )
+        dice, hc_error = _figure(event.best_dice, 4), _figure(event.best_hc_mae_mm, 2)
+        figures = f"best Dice {dice or '–'}, HC error {hc_error or '–'} mm"
         word = "Stopped" if event.stopped_early else "Done"
         self.run_label.setText(f"{word} at iteration {event.iteration}: {figures}")
-        if live:
-            self.append_log(f"{word.lower()}: {figures}; model: {event.onnx_path or '–'}")
 
     def _on_process_finished(self, exit_code: int, crashed: bool) -> None:
         state = self._run_state
