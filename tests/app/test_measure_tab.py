@@ -5,11 +5,17 @@ from __future__ import annotations
 import csv
 import math
 
+import cv2
 import numpy as np
 import pytest
 from hc_studio.core.biometry import ramanujan_perimeter
 
 pytestmark = pytest.mark.qt
+
+
+def write_grey_png(path, pixels):
+    cv2.imwrite(str(path), np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
+    return path
 
 
 def test_opening_a_phantom_measures_it(qtbot, window, open_measured, phantom_png):
@@ -160,8 +166,6 @@ def test_accept_reject_and_export(qtbot, window, open_measured, phantom_png, tmp
 
 
 def test_cine_frames_are_listed_and_scrubbed(qtbot, window, open_measured, tmp_path, phantom):
-    import cv2
-
     video = tmp_path / "cine.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (400, 270), False)
     for shift in range(3):
@@ -222,3 +226,38 @@ def test_ga_by_dates_gives_a_centile(qtbot, window, open_measured, phantom_png):
     record = tab.current_record()
     assert record.centile is not None and 0 <= record.centile <= 100
     assert math.isfinite(record.z_score)
+
+
+def test_keyboard_shortcuts_and_dropped_files(qtbot, window, open_measured, phantom_png):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    path, phantom = phantom_png
+    second = write_grey_png(path.parent / "second.png", np.roll(phantom.image, 8, axis=1))
+    tab = window.measure_tab
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path.parent))])
+    drop = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(tab.frameMeasured, timeout=20000):
+        window.dropEvent(drop)
+    assert tab.frame_list.frame_keys() == [(str(path), 0), (str(second), 0)]
+
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    tab.view.setFocus()
+    qtbot.keyClick(tab.view, Qt.Key.Key_M)
+    assert not tab.mask_check.isChecked()
+    with qtbot.waitSignal(tab.frameMeasured, timeout=20000):
+        qtbot.keyClick(tab.view, Qt.Key.Key_A)  # accept and go to the next frame
+    assert tab.state((str(path), 0)).record.accepted is True
+    assert tab.current_key() == (str(second), 0)
+    qtbot.keyClick(tab.view, Qt.Key.Key_PageUp)
+    assert tab.current_key() == (str(path), 0)
+    qtbot.keyClick(tab.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert tab.state((str(path), 0)).record.accepted is None
