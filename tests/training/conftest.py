@@ -1,10 +1,11 @@
-"""Fixtures for the training tests: a method context on a tiny U-Net, phantom folders and a
-tiny `hc-studio train` run in a subprocess."""
+"""Fixtures for the training tests: a method context on a tiny U-Net, phantom folders (HC18 and
+images/ + masks/ layouts) and tiny `hc-studio train` runs."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,9 +15,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hc_studio.core.phantom import make_phantom_batch
+from hc_studio.core.phantom import make_phantom, make_phantom_batch
 from hc_studio.core.training.method_api import TrainContext
 from hc_studio.models.unet import UNet
+
+# One torch thread: on small machines (and some virtual ones) several threads make the tiny
+# networks of these tests many times slower, not faster.
+torch.set_num_threads(1)
 
 CONTEXT_SIZE = (32, 48)
 
@@ -110,3 +115,64 @@ def run_tiny_training(phantom_train_folders, tmp_path) -> Callable[..., list[dic
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
     return run
+
+
+FRAME_SHAPE = (108, 160)
+PIXEL_MM = 0.5
+# Arguments of a run that takes well under a second per step on one CPU core.
+TINY_RUN = [
+    "--image-size", "32", "48", "--width", "4", "--batch-size", "2", "--device", "cpu",
+    "--threads", "1",
+]  # fmt: skip
+
+
+def write_hc18_folder(folder: Path, n_patients: int, seed: int = 0, labelled: bool = True) -> Path:
+    """`n_patients` phantom frames NNN_HC.png (+ NNN_HC_Annotation.png outlines when
+    `labelled`) and an HC18-style pixel-size CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["filename,pixel size(mm)"]
+    for index in range(n_patients):
+        phantom = make_phantom(FRAME_SHAPE, seed=seed + index)
+        name = f"{index + 1:03d}_HC"
+        cv2.imwrite(str(folder / f"{name}.png"), np.rint(phantom.image * 255).astype(np.uint8))
+        if labelled:
+            outline = phantom.outline.astype(np.uint8) * 255
+            cv2.imwrite(str(folder / f"{name}_Annotation.png"), outline)
+        rows.append(f"{name}.png,{PIXEL_MM}")
+    (folder / "pixel_size.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def phantom_labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten labelled phantom frames, one patient each (HC18 layout)."""
+    return write_hc18_folder(tmp_path_factory.mktemp("labelled"), 10)
+
+
+@pytest.fixture(scope="session")
+def phantom_unlabelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six unlabelled phantom frames."""
+    return write_hc18_folder(tmp_path_factory.mktemp("unlabelled"), 6, seed=100, labelled=False)
+
+
+@pytest.fixture
+def tiny_run() -> list[str]:
+    """Arguments of a run that takes well under a second per step on one CPU core."""
+    return list(TINY_RUN)
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for a child `python -m hc_studio.core.cli`: one thread, quiet warnings."""
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+@pytest.fixture
+def cli_command() -> Callable[..., list[str]]:
+    def command(*arguments: str) -> list[str]:
+        return [sys.executable, "-m", "hc_studio.core.cli", "train", *arguments]
+
+    return command

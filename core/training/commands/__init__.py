@@ -1,0 +1,1 @@
+"""The torch-side `hc-studio` commands (`train`, `export`); each imports torch only in `run`."""
