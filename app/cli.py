@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     app.setApplicationName("HC Studio")
     app.setOrganizationName("HC Studio")
     window = MainWindow(model_override=args.model, pixel_size_mm=args.pixel_size)
+    if not args.screenshot:  # a modal dialog would hold the screenshot run
+        install_error_dialog(window)
     if args.tab:
         tabs = {"measure": window.measure_tab, "batch": window.batch_tab, "train": window.train_tab}
         window.tabs.setCurrentWidget(tabs[args.tab])
@@ -72,6 +74,26 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot:
         return take_screenshot(window, Path(args.screenshot), args.timeout)
     return app.exec()
+
+
+def install_error_dialog(window) -> None:
+    """Unexpected errors (bugs) are shown in the window too, not only in a terminal."""
+    import traceback
+
+    from PySide6.QtWidgets import QMessageBox
+
+    previous_hook = sys.excepthook
+
+    def show_error(kind, error, trace) -> None:
+        traceback.print_exception(kind, error, trace)
+        text = str(error).strip().splitlines()[0] if str(error).strip() else kind.__name__
+        try:
+            window.show_error(f"Unexpected error: {text}")
+            QMessageBox.critical(window, "Unexpected error", f"{kind.__name__}: {text}")
+        except RuntimeError:  # the window is already gone
+            previous_hook(kind, error, trace)
+
+    sys.excepthook = show_error
 
 
 def take_screenshot(window, out: Path, timeout_s: float) -> int:

@@ -11,6 +11,9 @@ from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, Q
 from .workers import FrameKey, ListedFile
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
+# Words too long for the narrow column, shown shorter (the tooltip has the full status).
+SHORT_WORDS = {"not measured": "–"}
 
 # Status word -> text colour in the list.
 STATUS_COLOURS = {
@@ -99,14 +102,15 @@ class FrameList(QTreeWidget):
         item = self._items.get(key)
         if item is None:
             return
-        item.setText(1, status)
+        item.setText(1, SHORT_WORDS.get(status, status))
+        item.setData(1, STATUS_ROLE, status)
         item.setText(2, hc_text)
         item.setForeground(1, QBrush(STATUS_COLOURS.get(status, QColor(160, 160, 160))))
         item.setToolTip(1, detail or status)
 
     def status(self, key: FrameKey) -> str:
         item = self._items.get(key)
-        return item.text(1) if item is not None else ""
+        return item.data(1, STATUS_ROLE) if item is not None else ""
 
     # Navigation --------------------------------------------------------------------------------
     def current_key(self) -> FrameKey | None:
