@@ -170,7 +170,10 @@ class ResultsPanel(QWidget):
             if record.centile is not None
             else ("set GA by dates" if record.ok and record.spacing.calibrated else DASH)
         )
-        labels["quality"].setText(format_quality(record))
+        quality = format_quality(record)
+        if record.origin == "edited" and quality != DASH:
+            quality += " (of the automatic ellipse)"
+        labels["quality"].setText(quality)
         labels["origin"].setText("edited by hand" if record.origin == "edited" else "automatic")
         labels["model"].setText(record.model or DASH)
         labels["decision"].setText(

@@ -55,6 +55,8 @@ def test_dragging_an_axis_end_edits_and_undo_restores(qtbot, window, open_measur
     assert edited.bpd == pytest.approx(auto.bpd, abs=1e-6)
     assert tab.frame_list.status(key) == "edited"
     assert tab.panel.hc_label.text() == f"HC {edited.hc:.1f} px"
+    assert tab.panel.value_labels["origin"].text() == "edited by hand"
+    assert tab.panel.value_labels["quality"].text().endswith("(of the automatic ellipse)")
 
     tab.actions["undo"].trigger()
     assert tab.current_record() == auto
