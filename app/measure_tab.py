@@ -33,17 +33,13 @@ from ..core.export import write_hc18_submission, write_records_csv
 from ..core.io import Frame
 from ..core.measure import REVIEW_PREFIX, is_failure, record_from_ellipse
 from ..core.records import MeasurementRecord
-from ..core.spacing import (
-    Spacing,
-    calibrate_two_points,
-    lookup_csv_size,
-    read_pixel_csv,
-)
+from ..core.spacing import Spacing, calibrate_two_points
 from .formatting import format_length, values_text
 from .frame_list import FrameList
 from .image_view import FrameView, write_png
 from .results_panel import ResultsPanel
 from .settings import AppSettings
+from .spacing_choices import SpacingChoices
 from .undo import FrameUndoStacks, SetRecordCommand
 from .workers import FileLister, FrameKey, InferenceService, ListedFile
 
@@ -100,9 +96,7 @@ class MeasureTab(QWidget):
         self._frames: OrderedDict[FrameKey, Frame] = OrderedDict()
         self._n_frames: dict[str, int] = {}
         self._current: FrameKey | None = None
-        self._file_spacing: dict[str, Spacing] = {}  # calibration or a typed size per file
-        self._global_mm: float | None = None
-        self._csv_sizes: dict[str, float] = {}
+        self.spacings = SpacingChoices()
         self._ga_by_dates: float | None = None
         self._pending_select = False
         self._selecting = False
@@ -603,14 +597,7 @@ class MeasureTab(QWidget):
 
     # Spacing -----------------------------------------------------------------------------------
     def _spacing_override(self, path: str) -> Spacing | None:
-        """Most explicit first: this file's calibration or typed size > size for all files >
-        pixel-size CSV; None leaves the file's own spacing (DICOM) or uncalibrated."""
-        if path in self._file_spacing:
-            return self._file_spacing[path]
-        if self._global_mm is not None:
-            return Spacing.square(self._global_mm, "user")
-        csv_mm = lookup_csv_size(self._csv_sizes, path)
-        return Spacing.square(csv_mm, "csv") if csv_mm is not None else None
+        return self.spacings.override(path)
 
     def spacing_for(self, key: FrameKey) -> Spacing:
         override = self._spacing_override(key[0])
@@ -655,23 +642,20 @@ class MeasureTab(QWidget):
     def set_pixel_size(self, mm: float | None, all_files: bool = False) -> None:
         """A typed pixel size (mm) for the current file, or for every file (`all_files`)."""
         if all_files:
-            self._global_mm = mm
+            self.spacings.set_for_all_files(mm)
             self._respace(None)
         elif self._current is not None:
             path = self._current[0]
-            if mm is None:
-                self._file_spacing.pop(path, None)
-            else:
-                self._file_spacing[path] = Spacing.square(mm, "user")
+            self.spacings.set_for_file(path, Spacing.square(mm, "user") if mm else None)
             self._respace({path})
 
     def set_pixel_csv(self, path: str | Path) -> None:
         try:
-            self._csv_sizes = read_pixel_csv(path)
+            count = self.spacings.load_csv(path)
         except (OSError, ValueError) as error:
             self.errorMessage.emit(str(error))
             return
-        self.statusMessage.emit(f"{len(self._csv_sizes)} pixel sizes read from {Path(path).name}")
+        self.statusMessage.emit(f"{count} pixel sizes read from {Path(path).name}")
         self._respace(None)
 
     def apply_calibration(
@@ -686,7 +670,7 @@ class MeasureTab(QWidget):
             self.errorMessage.emit(f"Calibration: {error}")
             return None
         path = self._current[0]
-        self._file_spacing[path] = spacing
+        self.spacings.set_for_file(path, spacing)
         self._respace({path})
         self.statusMessage.emit(f"Calibrated {Path(path).name}: {spacing.col_mm:.4f} mm/px")
         return spacing

@@ -1,0 +1,124 @@
+"""The window's plain logic: handle geometry, spacing precedence, formatting, run summaries."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hc_studio.app.ellipse_editor import EditableEllipse, drag_handle
+from hc_studio.app.formatting import format_centile, format_spacing, format_weeks
+from hc_studio.app.runs import summarise_run
+from hc_studio.app.spacing_choices import SpacingChoices
+from hc_studio.core.ellipse import Ellipse
+from hc_studio.core.events import Done, Error, EventWriter, Progress, Start, Validation
+from hc_studio.core.spacing import Spacing
+
+START = EditableEllipse(100.0, 80.0, 40.0, 25.0, 0.3)
+
+
+def test_major_end_drag_keeps_the_opposite_end_and_the_minor_axis():
+    fixed = START.handle_positions()["major-"]
+    moved = drag_handle(START, "major+", (160.0, 120.0))
+    assert np.allclose(moved.handle_positions()["major-"], fixed)
+    assert np.allclose(moved.handle_positions()["major+"], (160.0, 120.0))
+    assert moved.b == START.b
+
+
+def test_minor_end_drag_moves_only_along_the_minor_axis():
+    fixed = START.handle_positions()["minor-"]
+    target = START.handle_positions()["minor+"] + 10 * START.minor_dir + 7 * START.major_dir
+    moved = drag_handle(START, "minor+", tuple(target))
+    assert moved.b == pytest.approx(START.b + 5)
+    assert moved.angle == START.angle and moved.a == START.a
+    assert np.allclose(moved.handle_positions()["minor-"], fixed)
+
+
+def test_rotation_keeps_the_axes_and_centre_and_the_handle_under_the_mouse():
+    handle = START.handle_positions()["rotate"]
+    centre = START.centre
+    turn = 0.4
+    c, s = math.cos(turn), math.sin(turn)
+    offset = handle - centre
+    target = centre + np.array([c * offset[0] - s * offset[1], s * offset[0] + c * offset[1]])
+    moved = drag_handle(START, "rotate", tuple(target))
+    assert (moved.a, moved.b, moved.cx, moved.cy) == (START.a, START.b, START.cx, START.cy)
+    assert moved.angle == pytest.approx(START.angle + turn)
+    assert np.allclose(moved.handle_positions()["rotate"], target)
+
+
+def test_a_shortened_major_axis_becomes_the_minor_one():
+    fixed = START.handle_positions()["major-"]
+    moved = drag_handle(START, "major+", tuple(fixed + 30 * START.major_dir))
+    ellipse = moved.to_ellipse()
+    assert ellipse.a == pytest.approx(START.b) and ellipse.b == pytest.approx(15.0)
+
+
+def test_spacing_precedence_file_then_all_then_csv(tmp_path):
+    csv_path = tmp_path / "sizes.csv"
+    csv_path.write_text("filename,pixel size(mm)\na.png,0.1\nb.png,0.2\n")
+    choices = SpacingChoices()
+    assert choices.override("/x/a.png") is None
+    assert choices.load_csv(csv_path) == 2
+    assert choices.override("/x/a.png") == Spacing.square(0.1, "csv")
+    choices.set_for_all_files(0.3)
+    assert choices.override("/x/a.png") == Spacing.square(0.3, "user")
+    calibration = Spacing(0.05, 0.05, "calibration")
+    choices.set_for_file("/x/a.png", calibration)
+    assert choices.override("/x/a.png") == calibration
+    assert choices.override("/x/b.png") == Spacing.square(0.3, "user")
+    choices.set_for_file("/x/a.png", None)
+    choices.set_for_all_files(None)
+    assert choices.override("/x/a.png") == Spacing.square(0.1, "csv")
+
+
+def test_formatting_for_reports():
+    assert format_weeks(24.43) == "24w 3d"
+    assert format_weeks(None) == "–"
+    assert format_centile(50.2, 0.005) == "50th (z +0.01)"
+    assert format_centile(1.0, None) == "1st"
+    assert format_centile(12.0, None) == "12th"
+    assert format_centile(22.0, None) == "22nd"
+    assert format_spacing(Spacing.uncalibrated()).startswith("UNCALIBRATED")
+    assert format_spacing(Spacing(0.1, 0.12, "dicom-pixel-spacing")) == (
+        "0.1200 x 0.1000 mm/px (x by y; DICOM pixel spacing)"
+    )
+
+
+def write_events(folder, events):
+    writer = EventWriter(folder / "events.jsonl", stream=None)
+    for event in events:
+        writer.emit(event)
+    writer.close()
+
+
+def test_run_summaries_from_events(tmp_path):
+    done_run, stopped_run, failed_run = (tmp_path / name for name in ("a", "b", "c"))
+    start = Start(method="ersr", total_iterations=100)
+    write_events(done_run, [
+        start,
+        Progress(iteration=50, total_iterations=100),
+        Validation(iteration=50, dice=0.9, hc_mae_mm=3.0, best=True),
+        Validation(iteration=100, dice=0.8, hc_mae_mm=4.0, best=False),
+        Done(iteration=100, best_dice=0.9, best_hc_mae_mm=3.0),
+    ])  # fmt: skip
+    (done_run / "model.onnx").write_bytes(b"x")
+    write_events(
+        stopped_run,
+        [start, Progress(iteration=7, total_iterations=100), Done(iteration=7, stopped_early=True)],
+    )
+    (stopped_run / "run.json").write_text("{}")
+    write_events(failed_run, [start, Error(message="out of memory")])
+
+    done, stopped, failed = (summarise_run(f) for f in (done_run, stopped_run, failed_run))
+    assert (done.state, done.dice, done.hc_mae_mm, done.iteration) == ("done", 0.9, 3.0, 100)
+    assert done.model_path == done_run / "model.onnx" and not done.resumable
+    assert (stopped.state, stopped.iteration, stopped.resumable) == ("stopped", 7, True)
+    assert stopped.model_path is None
+    assert (failed.state, failed.message) == ("failed", "out of memory")
+    assert summarise_run(tmp_path / "nothing") is None
+
+
+def test_ellipse_round_trip_through_the_editable_form():
+    ellipse = Ellipse(10.0, 20.0, 30.0, 12.0, 1.0)
+    assert EditableEllipse.from_ellipse(ellipse).to_ellipse() == ellipse
