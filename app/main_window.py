@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -117,6 +124,19 @@ class MainWindow(QMainWindow):
         shipped = QAction("Use the &shipped model", self)
         shipped.triggered.connect(lambda: self.apply_model(None, remember=True))
         model_menu.addActions([choose, shipped])
+        device_menu = model_menu.addMenu("Inference &device")
+        self.device_actions = QActionGroup(self)
+        for device, text in (
+            ("auto", "&Automatic (CUDA when it works)"),
+            ("cpu", "&CPU"),
+            ("cuda", "C&UDA (fails if not available)"),
+        ):
+            action = device_menu.addAction(text)
+            action.setCheckable(True)
+            action.setChecked(self.settings.device() == device)
+            action.setData(device)
+            self.device_actions.addAction(action)
+        self.device_actions.triggered.connect(self._on_device_chosen)
 
         help_menu = bar.addMenu("&Help")
         mouse_help = QAction("&Mouse and keys", self)
@@ -133,6 +153,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.measure_tab.statusMessage.connect(self.show_status)
+        self.measure_tab.frameMeasured.connect(self._update_model_label)
         self.measure_tab.errorMessage.connect(self.show_error)
         self.batch_tab.statusMessage.connect(self.show_status)
         self.batch_tab.errorMessage.connect(self.show_error)
@@ -168,13 +189,25 @@ class MainWindow(QMainWindow):
         self.measure_tab.set_model(path, device)
         self.batch_tab.set_model(path, device)
         self.train_tab.set_current_model(path)
+        self._update_model_label()
+
+    def _update_model_label(self, *_args) -> None:
+        path = self.current_model_path()
         if path is None:
             self.model_label.setText("No model: Model > Choose model file…, or train one")
             self.model_label.setStyleSheet("color: #c62828; font-weight: bold;")
-        else:
-            self.model_label.setText(f"Model: {Path(path).name}")
-            self.model_label.setStyleSheet("")
-            self.model_label.setToolTip(str(path))
+            return
+        provider = self.measure_tab.service.engines.provider
+        device = {"CUDAExecutionProvider": "CUDA", "CPUExecutionProvider": "CPU"}.get(
+            provider or "", provider
+        )
+        self.model_label.setText(f"Model: {path.name}" + (f" ({device})" if device else ""))
+        self.model_label.setStyleSheet("")
+        self.model_label.setToolTip(str(path))
+
+    def _on_device_chosen(self, action: QAction) -> None:
+        self.settings.set_device(str(action.data()))
+        self.apply_model(self.current_model_path(), remember=False)
 
     def choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

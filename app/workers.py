@@ -51,6 +51,12 @@ class EngineHolder:
     def model_path(self) -> Path | None:
         return self._model_path
 
+    @property
+    def provider(self) -> str | None:
+        """What the loaded model runs on ("CPUExecutionProvider", ...), None before loading."""
+        engine = self._engine
+        return engine.provider if engine is not None else None
+
     def engine(self):
         with self._lock:
             if self._engine is not None or self._model_path is None:

@@ -32,6 +32,7 @@ def test_opening_a_phantom_measures_it(qtbot, window, open_measured, phantom_png
     assert tab.view.editor.ellipse() == record.ellipse_px
     assert tab.panel.uncalibrated_banner.isVisible()
     assert tab.view.mask_item.image is not None
+    assert window.model_label.text() == "Model: tiny-threshold.onnx (CPU)"
 
 
 def test_dragging_an_axis_end_edits_and_undo_restores(qtbot, window, open_measured, phantom_png):

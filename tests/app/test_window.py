@@ -85,3 +85,10 @@ def test_about_names_the_data_and_its_licence(qtbot, window):
     text = dialog.findChild(QTextBrowser).toPlainText()
     assert "van den Heuvel" in text and "CC BY 4.0" in text and "1327317" in text
     dialog.close()
+
+
+def test_inference_device_choice_is_remembered_and_applied(qtbot, window, app_settings):
+    cpu = next(a for a in window.device_actions.actions() if a.data() == "cpu")
+    cpu.trigger()
+    assert app_settings.device() == "cpu"
+    assert window.measure_tab.service.engines._device == "cpu"
