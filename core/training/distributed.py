@@ -111,3 +111,13 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 def barrier(info: DistInfo) -> None:
     if info.active:
         dist.barrier()
+
+
+@torch.no_grad()
+def parameters_in_sync(module: nn.Module, info: DistInfo) -> bool:
+    """True when every rank holds the same parameters (compared by a per-tensor checksum)."""
+    if not info.active:
+        return True
+    checksum = torch.stack([p.detach().double().sum() for p in module.parameters()])
+    gathered = gather_objects(checksum.cpu(), info)
+    return all(torch.equal(gathered[0], other) for other in gathered[1:])

@@ -38,6 +38,7 @@ from .distributed import (
     average_gradients,
     barrier,
     gather_objects,
+    parameters_in_sync,
 )
 from .export_onnx import export_checkpoint
 from .method_api import Batch, Method, StepOutput, TrainContext, parse_config_overrides
@@ -414,6 +415,8 @@ class Trainer:
 
     def _finish(self) -> Done:
         stopped_early = self.iteration < self.settings.iterations
+        if not parameters_in_sync(self.student, self.dist):
+            raise TrainingError("the processes' networks differ: gradient averaging failed")
         if getattr(self, "_saved_at", None) != self.iteration:
             average_buffers(self.student, self.dist)
             self._save(is_best=False)

@@ -1,0 +1,106 @@
+"""Training data: resized targets, the cache, samplers and augmentation."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hc_studio.core.ellipse import Ellipse, rasterize_ellipse
+from hc_studio.core.training.augment import AugmentConfig, augment
+from hc_studio.core.training.data import (
+    DataOptions,
+    InfiniteSampler,
+    NoLabelledDataError,
+    ellipse_at_size,
+    prepare_data,
+)
+
+
+def test_ellipse_at_size_matches_the_area_resized_full_mask() -> None:
+    frame_shape, size = (540, 800), (64, 96)
+    ellipse = Ellipse.normalised(410.3, 260.7, 180.2, 130.4, 0.4)
+    full = rasterize_ellipse(ellipse, frame_shape).astype(np.float32)
+    coverage = cv2.resize(full, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    small = rasterize_ellipse(ellipse_at_size(ellipse, frame_shape, size), size)
+    # Pixel-centre rasterisation at the small size agrees with the true coverage > 0.5 except
+    # at a few boundary pixels, and keeps the area.
+    assert np.count_nonzero(small != (coverage > 0.5)) < 0.02 * small.sum()
+    assert small.sum() == pytest.approx(coverage.sum(), rel=0.02)
+
+
+def test_prepare_data_splits_by_patient_and_caches(phantom_labelled, phantom_unlabelled, tmp_path):
+    options = DataOptions(
+        labelled_dir=phantom_labelled,
+        unlabelled_dir=phantom_unlabelled,
+        image_size=(32, 48),
+        val_fraction=0.2,
+        labelled_fraction=0.5,
+    )
+    cache = tmp_path / "cache.npz"
+    data = prepare_data(options, cache)
+    assert data.counts() == {"labelled": 4, "unlabelled": 10, "validation": 2, "skipped": 0}
+    assert (
+        data.labelled.images.shape == (4, 1, 32, 48) and data.labelled.images.dtype == torch.uint8
+    )
+    assert set(data.labelled.masks.unique().tolist()) == {0, 1}
+    patients = [{i.patient for i in s.infos} for s in (data.labelled, data.validation)]
+    assert not patients[0] & patients[1]
+    statuses = []
+    again = prepare_data(options, cache, statuses.append)
+    assert statuses and statuses[0].startswith("loaded")  # no decoding the second time
+    assert torch.equal(again.labelled.images, data.labelled.images)
+    assert again.validation.infos == data.validation.infos
+
+
+def test_a_changed_folder_invalidates_the_cache(phantom_labelled, tmp_path) -> None:
+    folder = tmp_path / "labelled"
+    shutil.copytree(phantom_labelled, folder)
+    options = DataOptions(labelled_dir=folder, image_size=(32, 48))
+    cache = tmp_path / "cache.npz"
+    first = prepare_data(options, cache)
+    (folder / "010_HC.png").unlink()
+    second = prepare_data(options, cache)
+    assert (
+        len(second.labelled) + len(second.validation)
+        == len(first.labelled) + len(first.validation) - 1
+    )
+
+
+def test_no_readable_labelled_frame_raises(phantom_labelled, tmp_path) -> None:
+    folder = tmp_path / "labelled"
+    shutil.copytree(phantom_labelled, folder)
+    for image in folder.glob("*_HC.png"):
+        image.write_bytes(b"broken")
+    with pytest.raises(NoLabelledDataError, match="no usable labelled frame"):
+        prepare_data(DataOptions(labelled_dir=folder, image_size=(32, 48)))
+
+
+def test_sampler_resumes_exactly_and_shards_by_rank() -> None:
+    sampler = InfiniteSampler(5, 3, seed=1)
+    for _ in range(2):
+        sampler.next_indices()
+    state = sampler.state_dict()
+    expected = [sampler.next_indices().tolist() for _ in range(4)]
+    resumed = InfiniteSampler(5, 3, seed=1)
+    resumed.load_state_dict(state)
+    assert [resumed.next_indices().tolist() for _ in range(4)] == expected
+    ranks = [InfiniteSampler(8, 2, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    for _ in range(4):
+        first, second = (set(s.next_indices().tolist()) for s in ranks)
+        assert not first & second
+
+
+def test_augment_moves_image_and_mask_together_and_keeps_masks_binary() -> None:
+    images = torch.zeros(4, 1, 32, 48)
+    images[:, :, 8:20, 10:30] = 1.0
+    masks = (images > 0.5).float()
+    config = AugmentConfig(brightness=0, contrast=0, gamma=0)
+    out_images, out_masks = augment(images, masks, torch.Generator().manual_seed(0), config)
+    assert set(out_masks.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(out_masks, (out_images > 0.5).float())
+    assert not torch.equal(out_masks, masks)  # something moved
+    repeat = augment(images, masks, torch.Generator().manual_seed(0), config)
+    assert torch.equal(repeat[0], out_images)

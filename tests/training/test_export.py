@@ -1,0 +1,115 @@
+"""ONNX export: one file, metadata, parity with torch, weights recoverable for --init."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from hc_studio.core.cli import main
+from hc_studio.core.training import export_onnx
+from hc_studio.core.training.checkpoint import save_checkpoint
+from hc_studio.core.training.export_onnx import (
+    ExportParityError,
+    ModelMetadata,
+    export_network,
+    load_onnx_weights,
+)
+from hc_studio.models.unet import UNet
+
+REQUIRED_KEYS = [
+    "name", "input_height", "input_width", "normalisation", "resize", "output", "multiple",
+    "method", "data", "date", "validation",
+]  # fmt: skip
+
+
+def _trained_looking_net() -> UNet:
+    torch.manual_seed(0)
+    net = UNet(width=4)
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            net(torch.rand(4, 1, 32, 48) * 3)  # non-trivial BatchNorm statistics
+    return net
+
+
+def test_export_writes_one_file_with_metadata_matching_torch(tmp_path) -> None:
+    net = _trained_looking_net()
+    path = tmp_path / "model.onnx"
+    metadata = ModelMetadata(
+        "tiny", 32, 48, method="supervised", validation={"dice": 0.9}, architecture=net.config
+    )
+    worst = export_network(net, path, metadata)
+    assert worst <= 1e-4 and list(tmp_path.iterdir()) == [path]
+    model = onnx.load(str(path))
+    properties = {p.key: p.value for p in model.metadata_props}
+    for key in REQUIRED_KEYS:
+        assert f"hc_studio.{key}" in properties
+    assert json.loads(properties["hc_studio.normalisation"]) == {"scale": "0-1"}
+    assert properties["hc_studio.output"] == "probability"
+    assert properties["hc_studio.multiple"] == "16"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = np.random.default_rng(0).random((1, 1, 64, 80), dtype=np.float32)
+    (probability,) = session.run(["probability"], {"image": image})
+    with torch.no_grad():
+        expected = torch.sigmoid(net.eval()(torch.from_numpy(image))).numpy()
+    assert np.abs(probability - expected).max() < 1e-4
+
+
+def test_exported_weights_load_back_exactly(tmp_path) -> None:
+    net = _trained_looking_net()
+    path = tmp_path / "model.onnx"
+    export_network(net, path, ModelMetadata("tiny", 32, 48, architecture=net.config))
+    config, state = load_onnx_weights(path)
+    assert config == net.config
+    for key, value in net.state_dict().items():
+        if not key.endswith("num_batches_tracked"):  # a counter, not part of the graph
+            assert torch.equal(state[key], value), key
+
+
+def test_a_parity_failure_raises_and_writes_nothing(tmp_path, monkeypatch) -> None:
+    original = export_onnx._with_metadata
+
+    def corrupt(graph: bytes, properties) -> bytes:
+        model = onnx.load_from_string(original(graph, properties))
+        weight = next(t for t in model.graph.initializer if t.name.endswith("head.weight"))
+        weight.raw_data = (onnx.numpy_helper.to_array(weight) * 5).astype(np.float32).tobytes()
+        return model.SerializeToString()
+
+    monkeypatch.setattr(export_onnx, "_with_metadata", corrupt)
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ExportParityError, match="does not match torch"):
+        export_network(_trained_looking_net(), path, ModelMetadata("tiny", 32, 48))
+    assert not path.exists()
+
+
+def test_export_command_exports_a_checkpoint(tmp_path, capsys) -> None:
+    net = _trained_looking_net()
+    checkpoint = tmp_path / "run" / "checkpoints" / "best.pt"
+    save_checkpoint(
+        checkpoint,
+        {
+            "model": {"config": net.config, "state": net.state_dict()},
+            "settings": {"image_size": [32, 48]},
+            "method": {"name": "mean-teacher"},
+            "best": {"dice": 0.5},
+            "data": "phantoms",
+        },
+    )
+    out = tmp_path / "exported.onnx"
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    properties = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert properties["hc_studio.name"] == "run"
+    assert properties["hc_studio.method"] == "mean-teacher"
+    assert json.loads(properties["hc_studio.validation"]) == {"dice": 0.5}
+
+
+def test_export_command_reports_a_bad_checkpoint(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["export", str(bad), "--out", str(tmp_path / "m.onnx")]) != 0
+    assert "bad.pt" in capsys.readouterr().err
