@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hc_studio.core.phantom import make_phantom, make_phantom_batch
+from hc_studio.core.phantom import make_phantom
 from hc_studio.core.training.method_api import TrainContext
 from hc_studio.models.unet import UNet
 
@@ -56,67 +56,6 @@ def method_context() -> Callable[..., TrainContext]:
     return make
 
 
-@pytest.fixture(scope="session")
-def phantom_train_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(labelled folder with images/ and masks/, unlabelled folder) of small phantoms."""
-    root = tmp_path_factory.mktemp("phantom_train")
-    labelled, unlabelled = root / "labelled", root / "unlabelled"
-    for sub in ("images", "masks"):
-        (labelled / sub).mkdir(parents=True)
-    unlabelled.mkdir()
-    for i, phantom in enumerate(make_phantom_batch(6, shape=(64, 96), seed=3)):
-        cv2.imwrite(str(labelled / "images" / f"p{i}.png"), (phantom.image * 255).astype(np.uint8))
-        cv2.imwrite(
-            str(labelled / "masks" / f"p{i}.png"), (phantom.mask > 0).astype(np.uint8) * 255
-        )
-    for i, phantom in enumerate(make_phantom_batch(4, shape=(64, 96), seed=4)):
-        cv2.imwrite(str(unlabelled / f"u{i}.png"), (phantom.image * 255).astype(np.uint8))
-    return labelled, unlabelled
-
-
-@pytest.fixture
-def run_tiny_training(phantom_train_folders, tmp_path) -> Callable[..., list[dict]]:
-    """`run(method, *extra_args)`: 4 iterations of `hc-studio train` (batch 2, 32x48, CPU) on
-    the phantom folders; returns the events (stdout JSON lines) after checking exit code 0."""
-    labelled, unlabelled = phantom_train_folders
-
-    def run(method: str, *extra: str) -> list[dict]:
-        command = [
-            sys.executable,
-            "-m",
-            "hc_studio.core.cli",
-            "train",
-            "--method",
-            method,
-            "--labelled",
-            str(labelled),
-            "--unlabelled",
-            str(unlabelled),
-            "--out",
-            str(tmp_path / f"run_{method}"),
-            "--iterations",
-            "4",
-            "--warmup-iterations",
-            "1",
-            "--batch-size",
-            "2",
-            "--image-size",
-            "32",
-            "48",
-            "--width",
-            "4",
-            "--device",
-            "cpu",
-            "--no-stdin",
-            *extra,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
-        assert result.returncode == 0, result.stderr[-2000:]
-        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-    return run
-
-
 FRAME_SHAPE = (108, 160)
 PIXEL_MM = 0.5
 # Arguments of a run that takes well under a second per step on one CPU core.
@@ -150,6 +89,12 @@ def phantom_labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def phantom_validation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three labelled phantom frames of other heads (HC18 layout)."""
+    return write_hc18_folder(tmp_path_factory.mktemp("validation"), 3, seed=50)
+
+
+@pytest.fixture(scope="session")
 def phantom_unlabelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six unlabelled phantom frames."""
     return write_hc18_folder(tmp_path_factory.mktemp("unlabelled"), 6, seed=100, labelled=False)
@@ -176,3 +121,26 @@ def cli_command() -> Callable[..., list[str]]:
         return [sys.executable, "-m", "hc_studio.core.cli", "train", *arguments]
 
     return command
+
+
+@pytest.fixture
+def run_tiny_training(
+    cli_command, tiny_run, subprocess_env, phantom_labelled, phantom_unlabelled, tmp_path
+) -> Callable[..., list[dict]]:
+    """`run(method, *extra_args)`: 4 iterations (one of warm-up) of `hc-studio train --method
+    METHOD` on the phantom folders in a subprocess; returns the events (stdout JSON lines) after
+    checking exit code 0."""
+
+    def run(method: str, *extra: str) -> list[dict]:
+        command = cli_command(
+            *tiny_run, "--method", method, "--out", str(tmp_path / f"run_{method}"),
+            "--labeled", str(phantom_labelled), "--unlabeled", str(phantom_unlabelled),
+            "--iterations", "4", "--warmup-iterations", "1", "--no-stdin", *extra,
+        )  # fmt: skip
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=subprocess_env, timeout=240
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+    return run

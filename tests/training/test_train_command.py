@@ -94,6 +94,21 @@ def test_labelled_fraction_moves_patients_to_the_unlabelled_stream(
     assert counts["labelled"] == 4 and counts["unlabelled"] == 4
 
 
+def test_a_validation_folder_replaces_the_split(
+    capsys, phantom_labelled, phantom_validation, tmp_path
+):
+    code, events, _ = train(
+        capsys,
+        "--labeled", str(phantom_labelled),
+        "--val", str(phantom_validation),
+        "--iterations", "1",
+        "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    counts = of_type(events, Start)[0].counts
+    assert code == 0 and counts["labelled"] == 10 and counts["validation"] == 3
+    assert of_type(events, Validation)[-1].frames == 3
+
+
 def test_a_corrupt_image_is_reported_and_skipped(capsys, phantom_labelled, tmp_path):
     folder = tmp_path / "labelled"
     shutil.copytree(phantom_labelled, folder)
