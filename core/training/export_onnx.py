@@ -205,6 +205,61 @@ def export_checkpoint(
     return onnx_path
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The `hc_studio.*` metadata_props of an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def summarise_evaluation(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The validation figures a model carries, from an `hc-studio evaluate` JSON report."""
+    figures: dict[str, Any] = {"frames": report.get("frames")}
+    for key in ("dice", "iou", "hd95_mm", "asd_mm", "hc_abs_diff_mm", "hc_diff_mm"):
+        stats = report.get(key) or {}
+        for stat in ("mean", "std", "median", "p95"):
+            if stats.get(stat) is not None:
+                figures[f"{key}_{stat}"] = round(float(stats[stat]), 5)
+    figures["failures"] = len(report.get("failures") or [])
+    return figures
+
+
+def reexport_onnx(
+    source: str | Path,
+    onnx_path: str | Path,
+    name: str | None = None,
+    data: str | None = None,
+    validation: Mapping[str, Any] | None = None,
+) -> Path:
+    """Export an HC Studio ONNX model again with new descriptive metadata; returns `onnx_path`.
+
+    The weights and architecture come from `source` (see `load_onnx_weights`), so the new file
+    is checked against torch like any export; its training method and date are kept.
+    """
+    source, onnx_path = Path(source), Path(onnx_path)
+    config, state = load_onnx_weights(source)
+    network = build_unet(config)
+    network.load_state_dict(state)
+    old = read_metadata(source)
+    metadata = ModelMetadata(
+        name=name or old.get("hc_studio.name", source.stem),
+        input_height=int(old["hc_studio.input_height"]),
+        input_width=int(old["hc_studio.input_width"]),
+        method=old.get("hc_studio.method", ""),
+        data=data if data is not None else old.get("hc_studio.data", ""),
+        validation=(
+            validation
+            if validation is not None
+            else json.loads(old.get("hc_studio.validation") or "{}")
+        ),
+        architecture=config,
+        date=old.get("hc_studio.date") or datetime.date.today().isoformat(),
+    )
+    export_network(network, onnx_path, metadata)
+    return onnx_path
+
+
 def load_onnx_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(UNet config, state_dict) of a model exported by `export_network`, to fine-tune from it.
 

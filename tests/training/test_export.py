@@ -113,3 +113,34 @@ def test_export_command_reports_a_bad_checkpoint(tmp_path, capsys) -> None:
     bad.write_bytes(b"not a checkpoint")
     assert main(["export", str(bad), "--out", str(tmp_path / "m.onnx")]) != 0
     assert "bad.pt" in capsys.readouterr().err
+
+
+def test_export_command_renames_an_onnx_model_with_evaluated_figures(tmp_path) -> None:
+    source = tmp_path / "run.onnx"
+    net = _trained_looking_net()
+    export_network(
+        net, source, ModelMetadata("run", 32, 48, method="ersr", architecture=net.config)
+    )
+    report = tmp_path / "eval.json"
+    report.write_text(
+        json.dumps(
+            {
+                "frames": 3,
+                "dice": {"mean": 0.97, "std": 0.01, "median": 0.98},
+                "hc_abs_diff_mm": {"mean": 1.9, "std": 1.5, "median": 1.6, "p95": 5.3},
+                "failures": [],
+            }
+        )
+    )
+    out = tmp_path / "shipped.onnx"
+    argv = ["export", str(source), "--out", str(out), "--name", "shipped", "--data", "phantoms"]
+    assert main([*argv, "--validation", str(report)]) == 0
+    properties = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert properties["hc_studio.name"] == "shipped"
+    assert properties["hc_studio.method"] == "ersr"  # kept from the source
+    assert properties["hc_studio.data"] == "phantoms"
+    figures = json.loads(properties["hc_studio.validation"])
+    assert figures["dice_mean"] == 0.97 and figures["hc_abs_diff_mm_p95"] == 5.3
+    _, original = load_onnx_weights(source)
+    _, copied = load_onnx_weights(out)
+    assert all(torch.equal(original[key], copied[key]) for key in original)

@@ -1,5 +1,9 @@
 """`hc-studio export CKPT --out MODEL.onnx`: a training checkpoint as one ONNX model file.
 
+CKPT may also be an ONNX model exported by HC Studio: it is exported again with new
+descriptive metadata (`--name`, `--data`, `--validation` from an `hc-studio evaluate` report),
+which is how a trained model is given its shipped name and held-out figures.
+
 The file is self-contained (weights inside), takes `image` (N, 1, H, W) in 0..1 with H, W
 multiples of 16 and returns `probability`; it carries the `hc_studio.*` metadata that
 `hc-studio measure` and the GUI read. Every export is checked against torch in onnxruntime.
@@ -22,18 +26,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "checkpoint",
         type=Path,
         metavar="CKPT",
-        help="a checkpoint (RUN_DIR/checkpoints/best.pt or last.pt)",
+        help="a checkpoint (RUN_DIR/checkpoints/best.pt or last.pt) or an HC Studio ONNX model",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx")
     parser.add_argument("--name", help="model name in the metadata (default: the run's folder)")
+    parser.add_argument("--data", help="description of the training data, for the metadata")
+    parser.add_argument(
+        "--validation",
+        type=Path,
+        metavar="EVAL.json",
+        help="an `hc-studio evaluate` JSON report whose figures the model should carry",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from ..checkpoint import CheckpointError
-    from ..export_onnx import ExportParityError, export_checkpoint
+    from ..export_onnx import (
+        ExportParityError,
+        export_checkpoint,
+        reexport_onnx,
+        summarise_evaluation,
+    )
 
     try:
-        path = export_checkpoint(args.checkpoint, args.out, name=args.name)
+        validation = None
+        if args.validation is not None:
+            try:
+                validation = summarise_evaluation(json.loads(args.validation.read_text()))
+            except (json.JSONDecodeError, AttributeError):
+                say(f"hc-studio export: error: {args.validation}: not an evaluation JSON report")
+                return EXIT_ERROR
+        if args.checkpoint.suffix.lower() == ".onnx":
+            path = reexport_onnx(args.checkpoint, args.out, args.name, args.data, validation)
+        else:
+            path = export_checkpoint(args.checkpoint, args.out, name=args.name)
     except (CheckpointError, ExportParityError, OSError) as error:
         say(f"hc-studio export: error: {error}")
         return EXIT_ERROR
