@@ -212,3 +212,27 @@ def test_ablation_flags_are_rejected_by_methods_without_them(
         "--out", str(tmp_path),
     )  # fmt: skip
     assert code != 0 and "known options" in events[-1].message
+
+
+def test_list_methods_prints_every_registered_method_without_torch() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from hc_studio.core.training.methods import REGISTRY
+
+    code = (
+        "import sys; from hc_studio.core.cli import main; rc = main(['train', '--list-methods',"
+        " '--json']); assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    listed = json.loads(done.stdout)
+    assert [entry["name"] for entry in listed] == list(REGISTRY)
+    assert all(entry["description"] for entry in listed)
+
+
+def test_train_without_out_is_a_usage_error(capsys) -> None:
+    from hc_studio.core.cli import main
+
+    assert main(["train", "--labeled", "x"]) == 2
+    assert "--out" in capsys.readouterr().err

@@ -115,7 +115,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="training method: " + ", ".join(REGISTRY) + " (default supervised)",
     )
-    run.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    run.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (required to train)")
+    run.add_argument(
+        "--list-methods",
+        action="store_true",
+        help="print the training methods with their one-line descriptions (JSON with --json)",
+    )
+    run.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
         "--resume", action="store_true", help="continue RUN_DIR from its last checkpoint"
     )
@@ -356,7 +362,25 @@ def _write_run_file(run_dir: Path, settings, options) -> None:
         json.dump(content, handle, indent=2)
 
 
+def list_methods(as_json: bool) -> int:
+    """Print the registered methods; needs no torch (the registry is torch-free)."""
+    from ..methods import REGISTRY
+
+    if as_json:
+        entries = [{"name": n, "description": e.description} for n, e in REGISTRY.items()]
+        print(json.dumps(entries), flush=True)
+    else:
+        for name, entry in REGISTRY.items():
+            print(f"{name:18s} {entry.description}", flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.list_methods:
+        return list_methods(args.json)
+    if args.out is None:
+        say("hc-studio train: error: --out RUN_DIR is required")
+        return 2
     import torch
 
     from ..distributed import init_distributed, shutdown
