@@ -49,5 +49,5 @@ class MeasurementRecord:
     def ok(self) -> bool:
         return self.status == STATUS_OK and self.ellipse_px is not None
 
-    def replace(self, **changes) -> "MeasurementRecord":
+    def replace(self, **changes) -> MeasurementRecord:
         return dataclasses.replace(self, **changes)
