@@ -57,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from .icon import DESKTOP_FILE_NAME, app_icon
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("HC Studio")
     app.setOrganizationName("HC Studio")
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName(DESKTOP_FILE_NAME)
     window = MainWindow(model_override=args.model, pixel_size_mm=args.pixel_size)
     if not args.screenshot:  # a modal dialog would hold the screenshot run
         install_error_dialog(window)
