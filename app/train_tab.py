@@ -114,7 +114,7 @@ class LivePlots(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.loss_plot = pg.PlotWidget(title="Training loss")
-        self.loss_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.loss_plot.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=(30, 30, 30, 200))
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
         self.hc_plot = pg.PlotWidget(title="Validation HC error (mm)")
         # The loss gets the width (many points); the two validation curves share a row.
@@ -187,6 +187,7 @@ class TrainTab(QWidget):
         self.command_builder: CommandBuilder = train_command
         self._current_model: Path | None = None
         self._run_dir: Path | None = None
+        self._live_run: RunSummary | None = None
         self._run_state = ""
         self._run_started_at = 0.0
         self._device_probe: QProcess | None = None
@@ -603,7 +604,18 @@ class TrainTab(QWidget):
         # The trainer writes its own readable line for each event on stderr (shown in the log).
         if isinstance(event, Start):
             if live:
-                self.refresh_runs()  # the new run folder exists now
+                self._live_run = RunSummary(
+                    folder=self._run_dir or Path(event.run_dir),
+                    method=event.method,
+                    state="running",
+                    iteration=event.start_iteration,
+                    total_iterations=event.total_iterations,
+                    dice=None,
+                    hd95_mm=None,
+                    hc_mae_mm=None,
+                    model_path=None,
+                )
+                self.refresh_runs()
             self.progress.setRange(0, max(1, event.total_iterations))
             self.progress.setValue(event.start_iteration)
             counts = ", ".join(f"{v} {k}" for k, v in event.counts.items())
@@ -666,19 +678,28 @@ class TrainTab(QWidget):
         self.runFinished.emit(state)
 
     def append_log(self, line: str) -> None:
+        scroll = self.log.verticalScrollBar()
+        following = scroll.value() >= scroll.maximum() - 4
         self.log.appendPlainText(line)
+        if following:  # keep the newest line in view unless the user scrolled up to read
+            scroll.setValue(scroll.maximum())
 
     # Runs --------------------------------------------------------------------------------------
     def refresh_runs(self) -> None:
         self._runs = list_runs(self.settings.runs_folder())
+        live = self._live_run if self.is_running() else None
+        if live is not None and all(run.folder != live.folder for run in self._runs):
+            # The child writes its events to stdout before its file: list the run anyway.
+            self._runs.insert(0, live)
         table = self.runs_table
         table.setRowCount(len(self._runs))
         for row, run in enumerate(self._runs):
             iterations = f"{run.iteration} / {run.total_iterations}" if run.total_iterations else ""
+            running = self.is_running() and run.folder == self._run_dir
             cells = [
                 run.name,
                 run.method,
-                run.state,
+                "running" if running else run.state,
                 iterations,
                 _figure(run.dice, 4),
                 _figure(run.hd95_mm, 2),

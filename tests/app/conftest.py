@@ -53,7 +53,8 @@ def window(qtbot, app_settings, tiny_onnx_model):
     from hc_studio.app.main_window import MainWindow
 
     win = MainWindow(settings=app_settings, model_override=tiny_onnx_model)
-    qtbot.addWidget(win)
+    # End a training child before pytest-qt closes the window (closing would ask about it).
+    qtbot.addWidget(win, before_close_func=lambda w: w.train_tab.shutdown())
     win.show()
     yield win
     win.train_tab.shutdown()

@@ -76,6 +76,7 @@ def test_stop_in_the_middle_then_resume(qtbot, train_tab, app_settings):
     assert train_tab.plots.loss_data["loss"][0][:3] == [1, 2, 3]
     assert "weight" not in train_tab.plots.loss_data  # a ramp factor is not a loss
     assert train_tab.eta_label.text().startswith("ETA")
+    assert train_tab.runs_table.item(0, 2).text() == "running"
     with qtbot.waitSignal(train_tab.runFinished, timeout=20000) as finished:
         train_tab.stop_run()
     assert finished.args == ["stopped"]
