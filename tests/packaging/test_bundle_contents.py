@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -228,3 +229,24 @@ def test_the_spec_compiles_and_uses_the_launcher() -> None:
     spec = (REPO_ROOT / "packaging" / "hc_studio.spec").read_text()
     compile(spec, "hc_studio.spec", "exec")
     assert '"launcher.py"' in spec and "bundle_contents" in spec
+
+
+def test_the_qt_runtime_hook_replaces_pyinstallers_and_sets_the_qt_paths(tmp_path: Path) -> None:
+    """The bundle's own PySide6 run-time hook sets Qt's paths without importing QtCore."""
+    hooks = REPO_ROOT / "packaging" / "hooks"
+    registered = ast.literal_eval((hooks / "rthooks.dat").read_text())
+    assert list(registered) == ["PySide6"]
+    (hook_name,) = registered["PySide6"]
+    script = (
+        "import runpy, sys, os\n"
+        f"sys._MEIPASS = {str(tmp_path)!r}\n"
+        f"runpy.run_path({str(hooks / 'rthooks' / hook_name)!r})\n"
+        "print(os.environ['QT_PLUGIN_PATH'])\n"
+        "print('PySide6.QtCore' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    plugin_path, qt_loaded = result.stdout.split()
+    assert Path(plugin_path) == tmp_path / "PySide6" / "Qt" / "plugins"
+    assert qt_loaded == "False"
