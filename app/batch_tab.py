@@ -238,7 +238,7 @@ class BatchTab(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
-        for column, width in enumerate((120, 50, 230, 70, 70, 70, 45, 85, 85, 55, 80)):
+        for column, width in enumerate((110, 50, 170, 60, 60, 60, 45, 85, 85, 55, 80)):
             self.table.setColumnWidth(column, width)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Double-click a row to open the frame in the Measure tab")

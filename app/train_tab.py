@@ -637,6 +637,7 @@ class TrainTab(QWidget):
             self._add_problem(f"{Path(event.path).name}: {event.problem}", "run")
 
     def _on_progress(self, event: Progress) -> None:
+        self._show_live_iteration(event.iteration, event.total_iterations)
         total = max(1, event.total_iterations)
         self.progress.setRange(0, total)
         self.progress.setValue(min(event.iteration, total))
@@ -645,6 +646,16 @@ class TrainTab(QWidget):
         self.eta_label.setText(f"ETA {format_duration(event.eta_s)}{speed}")
         stage = " (warm-up)" if event.stage == "warmup" else ""
         self.run_label.setText(f"Iteration {event.iteration} of {total}{stage}")
+
+    def _show_live_iteration(self, iteration: int, total: int) -> None:
+        """Keep the running run's row in the runs list up to date."""
+        if not self.is_running():
+            return
+        for row, run in enumerate(self._runs):
+            if run.folder == self._run_dir:
+                item = self.runs_table.item(row, 3)
+                if item is not None:
+                    item.setText(f"{iteration} / {total}")
 
     def _on_done(self, event: Done) -> None:
         self._run_state = "stopped" if event.stopped_early else "done"

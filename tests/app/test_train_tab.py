@@ -77,6 +77,8 @@ def test_stop_in_the_middle_then_resume(qtbot, train_tab, app_settings):
     assert "weight" not in train_tab.plots.loss_data  # a ramp factor is not a loss
     assert train_tab.eta_label.text().startswith("ETA")
     assert train_tab.runs_table.item(0, 2).text() == "running"
+    shown = int(train_tab.runs_table.item(0, 3).text().split(" / ")[0])
+    assert shown >= 3
     with qtbot.waitSignal(train_tab.runFinished, timeout=20000) as finished:
         train_tab.stop_run()
     assert finished.args == ["stopped"]
