@@ -9,14 +9,17 @@ the paper's VNet / ResVNet pair. Each step after the warm-up:
    on the unlabelled frames, sharpened (sigmoid(logit / T), T = 0.1), is the target of the
    loser (mean squared error of probabilities);
 2. agreement: the two networks' probabilities on the unlabelled frames are pulled together;
-3. Outcome-Driven Contrastive Learning: in a band around the predicted head boundary, pixel
-   features of both networks go through small projectors; where the two outcomes agree the
-   two projections of a pixel are pulled together, where they disagree they are pushed
-   apart (InfoNCE with the disagreement pixels as negatives).
+3. Outcome-Driven Contrastive Learning: the last decoder features of every pixel of both
+   networks go through small projectors; a pixel both networks call head (then one both call
+   background) is a positive whose two projections are pulled together, against every other
+   pixel of the batch, so the pixels where the outcomes disagree are pushed apart. As in the
+   code, the term is a mean over all pixels: disagreement pixels count by their share of the
+   frames, which keeps the push-apart in proportion to the supervised loss.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -38,8 +41,6 @@ class C3S3Config:
     sharpen_temperature: float = 0.1
     contrast_temperature: float = 0.1
     contrast_weight: float = 1.0
-    boundary_band: int = 7  # width in pixels of the band around the boundary (odd)
-    contrast_samples: int = 512  # band pixels sampled per step
     projection_dim: int = 16
 
 
@@ -54,41 +55,43 @@ def sharpen(logits: Tensor, temperature: float) -> Tensor:
     return torch.sigmoid(logits.detach() / temperature)
 
 
-def boundary_band(first: Tensor, second: Tensor, width: int) -> Tensor:
-    """(B, 1, H, W) bool: pixels within `width` // 2 of either prediction's boundary.
+def class_contrast(similarity: Tensor, positive: Tensor) -> Tensor:
+    """The code's outcome-driven contrast for one class, over every pixel of the batch.
 
-    first, second: (B, 1, H, W) {0, 1} predictions; the band is the dilated union minus the
-    eroded intersection, so it holds every disagreement pixel and the agreed pixels next to
-    the boundary.
+    similarity: (N,) cosine similarity / temperature of the two networks' projections of each
+    pixel; positive: (N,) bool, the pixels both networks assign to the class. Each pixel's
+    numerator is exp(similarity) if it is a positive and 1 otherwise; the shared denominator
+    sums exp(similarity) over the other pixels and 1 over the positives. The loss, a mean
+    over all N pixels, pulls the positives' two projections together and pushes the other
+    pixels' apart in proportion to their share of the softmax mass. It is returned minus
+    log N (a constant), so that its value does not grow with the frame size: about 0 when
+    every similarity is the same.
     """
-    pad = width // 2
-    union = torch.maximum(first, second)
-    intersection = torch.minimum(first, second)
-    dilated = F.max_pool2d(union, width, stride=1, padding=pad)
-    eroded = -F.max_pool2d(-intersection, width, stride=1, padding=pad)
-    return (dilated - eroded) > 0
+    log_numerator = torch.where(positive, similarity, torch.zeros_like(similarity))
+    log_denominator = torch.logsumexp(torch.where(positive, 0.0, similarity), dim=0)
+    per_pixel = torch.logaddexp(log_numerator, log_denominator) - log_numerator
+    return per_pixel.mean() - math.log(similarity.numel())
 
 
-def sample_pixels(band: Tensor, count: int) -> Tensor:
-    """(N, 3) [frame, row, col] of up to `count` band pixels drawn without replacement."""
-    positions = band[:, 0].nonzero()
-    if positions.shape[0] > count:
-        positions = positions[torch.randperm(positions.shape[0], device=band.device)[:count]]
-    return positions
+def outcome_contrast(
+    proj_a: Tensor, proj_b: Tensor, pred_a: Tensor, pred_b: Tensor, temperature: float
+) -> Tensor:
+    """Head term plus background term of the outcome-driven contrast.
 
-
-def outcome_contrast(proj_a: Tensor, proj_b: Tensor, agree: Tensor, temperature: float) -> Tensor:
-    """InfoNCE over sampled pixels: agreed pixels are positives, disagreed ones negatives.
-
-    proj_a, proj_b: (N, D) projections of the same N pixels by the two networks; agree: (N,)
-    bool. Zero when there is no agreed pixel.
+    proj_a, proj_b: (N, D) projections of the same N pixels by the two networks; pred_a,
+    pred_b: (N,) bool hard outcomes (True: head). Positives of the head term are the pixels
+    both call head, those of the background term the pixels both call background; the pixels
+    where they disagree are never positive.
     """
-    sim = F.cosine_similarity(proj_a, proj_b, dim=1) / temperature
-    if agree.all() or not agree.any():  # no negative (log 1 = 0) or no positive
-        return sim.new_zeros(())
-    positives = sim[agree]
-    negatives = torch.logsumexp(sim[~agree], dim=0).expand_as(positives)
-    return (torch.logaddexp(positives, negatives) - positives).mean()
+    similarity = F.cosine_similarity(proj_a, proj_b, dim=1) / temperature
+    both_head = pred_a & pred_b
+    both_background = ~(pred_a | pred_b)
+    return class_contrast(similarity, both_head) + class_contrast(similarity, both_background)
+
+
+def pixel_rows(features: Tensor) -> Tensor:
+    """(B, C, H, W) feature maps -> (B * H * W, C), one row per pixel (frame, row, col order)."""
+    return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
 
 
 def _projector(channels: int, dim: int) -> nn.Module:
@@ -131,8 +134,8 @@ class C3S3(Method):
         logits_a, feats_a = self.ctx.student(inputs, return_features=True)
         logits_b, feats_b = self.partner(inputs, return_features=True)
         masks = batch.labelled_masks
-        sup = supervised_loss(logits_a[:n_labelled], masks)
-        sup = sup + supervised_loss(logits_b[:n_labelled], masks)
+        sup_student = supervised_loss(logits_a[:n_labelled], masks)
+        sup_partner = supervised_loss(logits_b[:n_labelled], masks)
         with torch.no_grad():
             score_a = competition_loss(logits_a[:n_labelled], masks, c.competition_alpha)
             score_b = competition_loss(logits_b[:n_labelled], masks, c.competition_alpha)
@@ -147,11 +150,17 @@ class C3S3(Method):
             )
         unsup = sum(terms.values())
         weight = self.ctx.consistency_weight(step)
-        scalars = {"sup": float(sup.detach()), "unsup": float(unsup.detach()), "weight": weight}
+        # "sup" is the student's alone, as in the warm-up, so the curve is continuous there.
+        scalars = {
+            "sup": float(sup_student.detach()),
+            "sup_partner": float(sup_partner.detach()),
+            "unsup": float(unsup.detach()),
+            "weight": weight,
+        }
         for key in ("compete", "agree", "contrast"):
             scalars[key] = float(terms[key].detach()) if key in terms else 0.0
         scalars["winner"] = float(winner)  # 0: the student, 1: the partner
-        return StepOutput(sup + weight * unsup, scalars)
+        return StepOutput(sup_student + sup_partner + weight * unsup, scalars)
 
     def _competition_term(self, unl_a: Tensor, unl_b: Tensor, winner: int) -> Tensor:
         """Loser vs the winner's sharpened prediction; without competition, both directions."""
@@ -166,13 +175,13 @@ class C3S3(Method):
     def _contrast_term(
         self, logits_a: Tensor, logits_b: Tensor, feats_a: Tensor, feats_b: Tensor
     ) -> Tensor:
-        """Outcome-driven contrast on up to `contrast_samples` pixels of the boundary band."""
-        c = self.config
-        pred_a, pred_b = ssl_ops.hard_labels(logits_a), ssl_ops.hard_labels(logits_b)
-        band = boundary_band(pred_a, pred_b, c.boundary_band)
-        where = sample_pixels(band, c.contrast_samples)
-        frame, row, col = where.unbind(1)
-        proj_a = self.projectors["student"](feats_a[frame, :, row, col])
-        proj_b = self.projectors["partner"](feats_b[frame, :, row, col])
-        agree = pred_a[frame, 0, row, col] == pred_b[frame, 0, row, col]
-        return outcome_contrast(proj_a, proj_b, agree, c.contrast_temperature)
+        """Outcome-driven contrast over every pixel of the batch (labelled and unlabelled).
+
+        Gradient reaches both networks and both projectors, as in the code; the outcomes are
+        hard labels without gradient.
+        """
+        proj_a = self.projectors["student"](pixel_rows(feats_a))
+        proj_b = self.projectors["partner"](pixel_rows(feats_b))
+        pred_a = logits_a.detach().flatten() > 0  # (B * H * W,), the order of pixel_rows
+        pred_b = logits_b.detach().flatten() > 0
+        return outcome_contrast(proj_a, proj_b, pred_a, pred_b, self.config.contrast_temperature)
