@@ -67,10 +67,22 @@ def _read_bytes(path: Path) -> np.ndarray:
         raise FrameReadError(path, f"cannot be read ({error.strerror or error})") from None
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def _check_png_complete(path: Path, data: np.ndarray) -> None:
+    """A PNG cut short (an interrupted copy) is named here, before libpng prints its own error."""
+    head, tail = data[:8].tobytes(), data[-64:].tobytes()
+    if head == _PNG_SIGNATURE and _PNG_END not in tail:
+        raise FrameReadError(path, "truncated PNG (the file ends before its last chunk)")
+
+
 def _decode_pages(path: Path) -> list[np.ndarray]:
     data = _read_bytes(path)
     if data.size == 0:
         raise FrameReadError(path, "file is empty")
+    _check_png_complete(path, data)
     if path.suffix.lower() in _TIFF_SUFFIXES:
         ok, pages = cv2.imdecodemulti(data, cv2.IMREAD_UNCHANGED)
         if ok and pages:

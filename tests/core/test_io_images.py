@@ -78,9 +78,19 @@ def test_truncated_png_raises_frame_read_error_naming_file(tmp_path: Path) -> No
     data = good.read_bytes()
     truncated = tmp_path / "scan.png"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(FrameReadError, match=r"^scan\.png: not a readable image") as info:
+    with pytest.raises(FrameReadError, match=r"^scan\.png: truncated PNG") as info:
         list(load_frames(truncated))
     assert info.value.path == truncated
+
+
+def test_a_png_with_a_corrupt_body_is_still_named(tmp_path: Path) -> None:
+    good = write_png(tmp_path / "good.png", np.full((64, 64), 90, np.uint8))
+    data = bytearray(good.read_bytes())
+    data[40:60] = bytes(20)  # damage the image data, keep the end marker
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(FrameReadError, match=r"^broken\.png: "):
+        list(load_frames(broken))
 
 
 def test_missing_and_unsupported_files_are_named(tmp_path: Path) -> None:
