@@ -48,11 +48,20 @@ def _number(value: float | None, digits: int = 1) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _severity(record: MeasurementRecord) -> int:
+    """Sorting by status puts errors first, then frames without a head, review, ok."""
+    if record.status.startswith(ERROR_PREFIX):
+        return 0
+    if record.ellipse_px is None:
+        return 1
+    return 2 if record.status.startswith(REVIEW_PREFIX) else 3
+
+
 # (header, text of a record, sort key of a record)
 COLUMNS = [
     ("File", lambda r: Path(r.file).name, lambda r: Path(r.file).name.lower()),
     ("Frame", lambda r: str(r.frame_index + 1), lambda r: r.frame_index),
-    ("Status", lambda r: r.status, lambda r: r.status),
+    ("Status", lambda r: r.status, lambda r: f"{_severity(r)} {r.status}"),
     ("HC", lambda r: _number(r.hc), lambda r: r.hc if r.hc is not None else -1.0),
     ("BPD", lambda r: _number(r.bpd), lambda r: r.bpd if r.bpd is not None else -1.0),
     ("OFD", lambda r: _number(r.ofd), lambda r: r.ofd if r.ofd is not None else -1.0),

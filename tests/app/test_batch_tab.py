@@ -86,6 +86,9 @@ def test_summary_and_highlighting_tell_review_from_failure(qtbot, app_settings):
         brush = tab.model.data(tab.model.index(row, 0), Qt.ItemDataRole.BackgroundRole)
         return brush.color() if brush is not None else None
 
+    tab.proxy.sort(2, Qt.SortOrder.AscendingOrder)  # status: the worst first
+    statuses = [tab.proxy.data(tab.proxy.index(row, 2)) for row in range(4)]
+    assert statuses == ["error: unreadable", "no head found", "review: fit IoU 0.70", "ok"]
     assert [background(row) for row in range(4)] == [
         None,
         REVIEW_BACKGROUND,
