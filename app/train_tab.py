@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -74,6 +75,12 @@ def format_duration(seconds: float | None) -> str:
     if seconds >= 60:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds} s"
+
+
+def short_path(path: Path, keep: int = 2) -> str:
+    """The last `keep` parts of a path, after "…/" when parts are left out."""
+    parts = Path(path).parts
+    return str(Path(path)) if len(parts) <= keep + 1 else "…/" + "/".join(parts[-keep:])
 
 
 def _figure(value: float | None, digits: int) -> str:
@@ -302,7 +309,9 @@ class TrainTab(QWidget):
         self.run_name = QLineEdit()
         self.run_name.setPlaceholderText("automatic (method and time)")
         self.runs_folder_label = QLabel()
-        self.runs_folder_label.setWordWrap(True)
+        self.runs_folder_label.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )
         self.runs_folder_button = QPushButton("Change…")
         runs_row = QHBoxLayout()
         runs_row.addWidget(self.runs_folder_label, 1)
@@ -505,7 +514,9 @@ class TrainTab(QWidget):
         return None
 
     def _show_runs_folder(self) -> None:
-        self.runs_folder_label.setText(str(self.settings.runs_folder()))
+        folder = self.settings.runs_folder()
+        self.runs_folder_label.setText(short_path(folder))
+        self.runs_folder_label.setToolTip(str(folder))
 
     def _choose_runs_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(

@@ -122,3 +122,12 @@ def test_run_summaries_from_events(tmp_path):
 def test_ellipse_round_trip_through_the_editable_form():
     ellipse = Ellipse(10.0, 20.0, 30.0, 12.0, 1.0)
     assert EditableEllipse.from_ellipse(ellipse).to_ellipse() == ellipse
+
+
+def test_short_paths_keep_the_last_parts():
+    from pathlib import Path
+
+    from hc_studio.app.train_tab import short_path
+
+    assert short_path(Path("/home/someone/HC Studio/runs")) == "…/HC Studio/runs"
+    assert short_path(Path("/runs")) == "/runs"
