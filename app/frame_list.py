@@ -63,13 +63,14 @@ class FrameList(QTreeWidget):
 
     def _add_file(self, listed: ListedFile) -> list[FrameKey]:
         name = Path(listed.path).name
-        top = QTreeWidgetItem([name if listed.n_frames == 1 else f"{name} ({listed.n_frames})"])
+        top = QTreeWidgetItem([name])
         top.setToolTip(0, listed.path)
         self.addTopLevelItem(top)
         if listed.n_frames == 1:
             keys = [(listed.path, 0)]
             self._register(keys[0], top)
         else:
+            top.setText(1, f"{listed.n_frames} frames")
             keys = [(listed.path, index) for index in range(listed.n_frames)]
             for key in keys:
                 child = QTreeWidgetItem([f"frame {key[1] + 1}"])
