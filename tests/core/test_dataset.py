@@ -103,7 +103,7 @@ def test_images_masks_import_keeps_good_pairs_and_lists_problems(mixed_folder: P
     assert problems["twins.png"].startswith("mask has 2 separate blobs")
     assert "not closed" in problems["open.png"]
     assert problems["dot.png"].startswith("no ellipse fits the mask")
-    assert problems["broken.png"].startswith("not a readable image")
+    assert problems["broken.png"].startswith("truncated PNG")
     assert len(result.problems) == 8
     assert (
         str(result.problems[0]) == f"{result.problems[0].path.name}: {result.problems[0].problem}"
