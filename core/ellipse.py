@@ -6,8 +6,9 @@ direction of the `a` axis from +x towards +y (image y points down).
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -83,6 +84,35 @@ class Ellipse:
             [centre - minor, centre + minor]
         )
 
+    def pixel_window(
+        self, shape: tuple[int, int], radius_sq: float = 1.0
+    ) -> tuple[slice, slice] | None:
+        """(rows, cols) slices of `shape` covering the ellipse grown to normalised radius^2
+        `radius_sq`, or None when that lies outside the frame. Work on a frame's pixels near an
+        ellipse can stay inside this window instead of the whole frame."""
+        grow = math.sqrt(radius_sq)
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        half_x = grow * math.hypot(self.a * c, self.b * s)
+        half_y = grow * math.hypot(self.a * s, self.b * c)
+        col0, col1 = (
+            max(math.floor(self.cx - half_x), 0),
+            min(math.ceil(self.cx + half_x) + 1, shape[1]),
+        )
+        row0, row1 = (
+            max(math.floor(self.cy - half_y), 0),
+            min(math.ceil(self.cy + half_y) + 1, shape[0]),
+        )
+        if col0 >= col1 or row0 >= row1:
+            return None
+        return slice(row0, row1), slice(col0, col1)
+
+    def radius_sq_in_window(self, window: tuple[slice, slice]) -> np.ndarray:
+        """normalised_radius_sq at the pixel centres of `window` (from `pixel_window`)."""
+        rows, cols = window
+        ys = np.arange(rows.start, rows.stop, dtype=np.float64)[:, None]
+        xs = np.arange(cols.start, cols.stop, dtype=np.float64)[None, :]
+        return self.normalised_radius_sq(xs, ys)
+
     def normalised_radius_sq(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """d = (u/a)^2 + (v/b)^2 in the ellipse frame: < 1 inside, 1 on, > 1 outside."""
         c, s = math.cos(self.angle), math.sin(self.angle)
@@ -96,16 +126,27 @@ class Ellipse:
 class EllipseFit:
     """An ellipse fitted to a segmentation, with what it was fitted to.
 
-    `ellipse_px` is in frame pixel coordinates; `component_mask` is (H, W) bool at frame size;
-    `fit_iou` is the IoU between the rasterised ellipse and that mask (1.0 = the segmentation is
+    `ellipse_px` is in frame pixel coordinates; `fit_iou` is the IoU between the ellipse and the
+    segmented component, both on the probability map's own grid (1.0 = the segmentation is
     exactly elliptical), a fit-quality figure; `n_contour_points` is how many sub-pixel contour
-    points the fit used.
+    points the fit used; `component_mask` is the component as (H, W) bool at frame size,
+    computed on first use (measuring needs only the ellipse).
     """
 
     ellipse_px: Ellipse
     fit_iou: float
-    component_mask: np.ndarray
     n_contour_points: int
+    component_map: np.ndarray  # (h, w) float, see `component_map`
+    frame_shape: tuple[int, int]
+    level: float = 0.5
+
+    @functools.cached_property
+    def component_mask(self) -> np.ndarray:
+        restricted = self.component_map
+        if restricted.shape != tuple(self.frame_shape):
+            size = (self.frame_shape[1], self.frame_shape[0])
+            restricted = cv2.resize(restricted, size, interpolation=cv2.INTER_LINEAR)
+        return largest_component(restricted > self.level)
 
 
 MIN_FIT_POINTS = 5
@@ -193,7 +234,11 @@ def subpixel_contour(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
     frame edge still gives a closed contour. Returns an empty (0, 2) array when nothing exceeds
     `level`.
     """
-    restricted = component_map(prob, level)
+    return _outer_contour(component_map(prob, level), level)
+
+
+def _outer_contour(restricted: np.ndarray, level: float) -> np.ndarray:
+    """(N, 2) x, y of the outer `level` iso-contour of a `component_map` result."""
     if not (restricted > level).any():
         return np.zeros((0, 2))
     contours = measure.find_contours(np.pad(restricted, 1), level)
@@ -226,31 +271,37 @@ def ellipse_from_probability(
     """
     prob = np.asarray(prob, dtype=np.float64)
     frame_shape = tuple(frame_shape) if frame_shape is not None else prob.shape
-    contour = subpixel_contour(prob, threshold)
+    restricted = component_map(prob, threshold)
+    contour = _outer_contour(restricted, threshold)
     if len(contour) < MIN_FIT_POINTS:
         return None
-    contour = map_to_frame(contour, prob.shape, frame_shape)
     try:
-        ellipse = _fit_in_mm(contour, spacing)
+        ellipse = _fit_in_mm(map_to_frame(contour, prob.shape, frame_shape), spacing)
     except (ValueError, np.linalg.LinAlgError):
         return None
-    component = _component_mask_at(prob, threshold, frame_shape)
-    fit_iou = ellipse_iou(rasterize_ellipse(ellipse, frame_shape), component)
-    return EllipseFit(ellipse, fit_iou, component, len(contour))
+    on_map = ellipse_on_map_grid(ellipse, frame_shape, prob.shape)
+    fit_iou = ellipse_iou(rasterize_ellipse(on_map, prob.shape), restricted > threshold)
+    return EllipseFit(ellipse, fit_iou, len(contour), restricted, frame_shape, threshold)
 
 
-def _component_mask_at(prob: np.ndarray, level: float, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the largest component, upsampled (linearly, on its probabilities) to `shape`."""
-    restricted = component_map(prob, level)
-    if restricted.shape != tuple(shape):
-        restricted = cv2.resize(restricted, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    return largest_component(restricted > level)
+def ellipse_on_map_grid(
+    ellipse_px: Ellipse, frame_shape: tuple[int, int], map_shape: tuple[int, int]
+) -> Ellipse:
+    """The frame ellipse on a (h, w) map's grid: the inverse of `map_to_frame`."""
+    if tuple(frame_shape) == tuple(map_shape):
+        return ellipse_px
+    sx, sy = map_shape[1] / frame_shape[1], map_shape[0] / frame_shape[0]
+    scaled = ellipse_px.scaled(sx, sy)
+    return replace(scaled, cx=scaled.cx + 0.5 * sx - 0.5, cy=scaled.cy + 0.5 * sy - 0.5)
 
 
 def rasterize_ellipse(ellipse_px: Ellipse, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: pixel centres inside or on the ellipse (normalised radius^2 <= 1)."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-    return ellipse_px.normalised_radius_sq(cols.astype(np.float64), rows.astype(np.float64)) <= 1
+    mask = np.zeros(shape, dtype=bool)
+    window = ellipse_px.pixel_window(shape)
+    if window is not None:
+        mask[window] = ellipse_px.radius_sq_in_window(window) <= 1
+    return mask
 
 
 def ellipse_iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:

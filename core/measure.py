@@ -12,6 +12,7 @@ hesitant or patchy probabilities near the head pull it towards 0.5.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ import cv2
 import numpy as np
 
 from .biometry import biometry_from_ellipse
-from .ellipse import Ellipse, ellipse_from_probability
+from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
-from .inference import SegmentationEngine
+from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_frame_files, load_frames
 from .records import STATUS_OK, MeasurementRecord
 from .spacing import Spacing, lookup_csv_size
@@ -40,10 +41,18 @@ ProgressCallback = Callable[[int, int, MeasurementRecord], None]
 
 @dataclass(frozen=True)
 class MeasuredFrame:
-    """A frame's record and the head probability it came from ((H, W) float32, None on error)."""
+    """A frame's record and the network output it came from (None on error).
+
+    `prob` is the head probability at frame size, (H, W) float32, resized on first use: a batch
+    that only writes the CSV never pays for it.
+    """
 
     record: MeasurementRecord
-    prob: np.ndarray | None
+    prediction: Prediction | None = None
+
+    @functools.cached_property
+    def prob(self) -> np.ndarray | None:
+        return None if self.prediction is None else self.prediction.frame_prob()
 
 
 def is_failure(record: MeasurementRecord) -> bool:
@@ -107,13 +116,16 @@ def _gestational_age_values(
 
 
 def border_confidence(prob: np.ndarray, ellipse_px: Ellipse) -> float:
-    """Mean of max(p, 1 - p) over the pixels of `prob` (H, W) near the ellipse's border."""
-    rows, cols = np.mgrid[: prob.shape[0], : prob.shape[1]]
-    radius_sq = ellipse_px.normalised_radius_sq(cols.astype(np.float64), rows.astype(np.float64))
+    """Mean of max(p, 1 - p) over the pixels of `prob` (h, w) near the ellipse's border
+    (`ellipse_px` in the coordinates of `prob`'s grid)."""
+    window = ellipse_px.pixel_window(prob.shape, radius_sq=_CONFIDENCE_BAND[1])
+    if window is None:
+        return 0.5
+    radius_sq = ellipse_px.radius_sq_in_window(window)
     band = (radius_sq >= _CONFIDENCE_BAND[0]) & (radius_sq <= _CONFIDENCE_BAND[1])
     if not band.any():
         return 0.5
-    values = prob[band]
+    values = prob[window][band]
     return float(np.maximum(values, 1.0 - values).mean())
 
 
@@ -140,7 +152,6 @@ def measure_frame(
     mapped to the frame axis by axis (no bias from resizing the map first).
     """
     prediction = engine.predict(frame.pixels)
-    prob = prediction.frame_prob()
     fit = ellipse_from_probability(
         prediction.prob, frame_shape=prediction.frame_shape, spacing=frame.spacing
     )
@@ -152,7 +163,7 @@ def measure_frame(
             status=STATUS_NO_HEAD,
             model=engine.name,
         )
-        return MeasuredFrame(record, prob)
+        return MeasuredFrame(record, prediction)
     record = record_from_ellipse(
         frame.path,
         frame.index,
@@ -161,11 +172,15 @@ def measure_frame(
         engine.name,
         origin="auto",
         ga_weeks=ga_weeks,
-    ).replace(fit_iou=float(fit.fit_iou), confidence=border_confidence(prob, fit.ellipse_px))
+    )
+    on_map = ellipse_on_map_grid(fit.ellipse_px, prediction.frame_shape, prediction.prob.shape)
+    record = record.replace(
+        fit_iou=float(fit.fit_iou), confidence=border_confidence(prediction.prob, on_map)
+    )
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
         record = record.replace(status=REVIEW_PREFIX + ", ".join(reasons))
-    return MeasuredFrame(record, prob)
+    return MeasuredFrame(record, prediction)
 
 
 def error_record(

@@ -254,3 +254,30 @@ def test_ellipse_iou() -> None:
     assert ellipse_iou(a, ~a) == 0.0
     b[:, :5] = True
     assert ellipse_iou(a, b) == pytest.approx(25 / 75)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cx=st.floats(-40, 140),
+    cy=st.floats(-40, 100),
+    a=st.floats(2, 80),
+    ratio=st.floats(0.2, 1.0),
+    angle=st.floats(0, 3.14159),
+    grow=st.floats(1.0, 1.6),
+)
+def test_window_work_matches_the_whole_frame(cx, cy, a, ratio, angle, grow) -> None:
+    """Rasterising inside `pixel_window` gives exactly the whole-frame result, also for an
+    ellipse that leaves the frame."""
+    ellipse = Ellipse.normalised(cx, cy, a, a * ratio, angle)
+    shape = (60, 100)
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    radius_sq = ellipse.normalised_radius_sq(cols.astype(float), rows.astype(float))
+    assert np.array_equal(rasterize_ellipse(ellipse, shape), radius_sq <= 1)
+    window = ellipse.pixel_window(shape, radius_sq=grow)
+    inside_grown = radius_sq <= grow
+    if window is None:
+        assert not inside_grown.any()
+    else:
+        covered = np.zeros(shape, bool)
+        covered[window] = True
+        assert not (inside_grown & ~covered).any()
