@@ -18,23 +18,10 @@ from pathlib import Path
 
 from ...commands.common import say
 from ...events import Error, Event, EventWriter
+from .arguments import add_image_size_argument, positive_int
 
 HELP = "Pretrain the U-Net encoder contrastively on frames (patients and pixel sizes as positives)."
 EXIT_OK, EXIT_ERROR = 0, 1
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _image_size(text: str) -> int:
-    value = _positive(text)
-    if value % 16:
-        raise argparse.ArgumentTypeError(f"image sizes must be multiples of 16, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,20 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="HC18-style 'filename,pixel size(mm)' CSV (found beside each folder otherwise)",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="ENCODER.pt")
-    parser.add_argument("--iterations", type=_positive, default=500, metavar="N")
+    parser.add_argument("--iterations", type=positive_int, default=500, metavar="N")
     parser.add_argument(
-        "--batch-size", type=_positive, default=16, metavar="B", help="frames per step (default 16)"
+        "--batch-size",
+        type=positive_int,
+        default=16,
+        metavar="B",
+        help="frames per step (default 16)",
     )
+    add_image_size_argument(parser)
     parser.add_argument(
-        "--image-size",
-        type=_image_size,
-        nargs=2,
-        default=(192, 288),
-        metavar=("H", "W"),
-        help="network input, multiples of 16 (default 192 288)",
-    )
-    parser.add_argument(
-        "--width", type=_positive, default=16, help="U-Net first-level channels (default 16)"
+        "--width", type=positive_int, default=16, help="U-Net first-level channels (default 16)"
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
     parser.add_argument("--seed", type=int, default=0)

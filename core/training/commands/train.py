@@ -27,6 +27,7 @@ from typing import Any
 from ...commands.common import say
 from ...events import Event, EventWriter, ImportProblemEvent, Progress, Start, Status
 from ..methods import REGISTRY
+from .arguments import add_image_size_argument
 
 HELP = "Train a segmentation model (semi-supervised) on labelled and unlabelled frames."
 RUN_FILE = "run.json"
@@ -38,15 +39,6 @@ ABLATION_FLAGS = {
     "no_ellipse_refine": "use_ellipse_refine",
     "no_symmetry": "use_symmetry",
 }
-
-
-def _image_size(text: str) -> int:
-    value = int(text)
-    if value <= 0 or value % 16:
-        raise argparse.ArgumentTypeError(
-            f"image sizes must be positive multiples of 16, got {text}"
-        )
-    return value
 
 
 def _fraction(low_open: bool):
@@ -163,14 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="B",
         help="unlabelled frames per step and process (default: --batch-size)",
     )
-    optim.add_argument(
-        "--image-size",
-        type=_image_size,
-        nargs=2,
-        default=(192, 288),
-        metavar=("H", "W"),
-        help="network input, multiples of 16 (default 192 288)",
-    )
+    add_image_size_argument(optim)
     optim.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     optim.add_argument("--lr", type=float, default=0.01, help="base learning rate (poly decay)")
     optim.add_argument(
