@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .common import add_spacing_arguments, say
 
-HELP = "Compare a model's head segmentations and HC with the annotations of a labelled folder."
+HELP = "compare a model's head segmentations and HC with the annotations of a labelled folder"
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 METRICS = ("dice", "iou", "hd95_mm", "asd_mm", "ellipse_dice", "hc_abs_diff_mm", "hc_diff_mm")

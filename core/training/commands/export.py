@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...commands.common import say
 
-HELP = "Export a training checkpoint to an ONNX model (checked against torch)."
+HELP = "export a checkpoint (or an HC Studio model) to one ONNX file, checked against torch"
 EXIT_OK, EXIT_ERROR = 0, 1
 
 

@@ -20,7 +20,7 @@ from ...commands.common import say
 from ...events import Error, Event, EventWriter
 from .arguments import add_image_size_argument, positive_int
 
-HELP = "Pretrain the U-Net encoder contrastively on frames (patients and pixel sizes as positives)."
+HELP = "pretrain the U-Net encoder contrastively (patients and pixel sizes as positives)"
 EXIT_OK, EXIT_ERROR = 0, 1
 
 

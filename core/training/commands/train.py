@@ -29,7 +29,7 @@ from ...events import Event, EventWriter, ImportProblemEvent, Progress, Start, S
 from ..methods import REGISTRY
 from .arguments import add_image_size_argument
 
-HELP = "Train a segmentation model (semi-supervised) on labelled and unlabelled frames."
+HELP = "train a segmentation model (semi-supervised) on labelled and unlabelled frames"
 RUN_FILE = "run.json"
 EXIT_OK, EXIT_ERROR = 0, 1
 HUMAN_PROGRESS_INTERVAL_S = 10.0
