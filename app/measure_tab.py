@@ -739,37 +739,42 @@ class MeasureTab(QWidget):
             self.settings.set_last_folder("export", path)
         return path or None
 
-    def export_accepted_csv(self, path: str | Path | None = None) -> int:
+    def _export_accepted(self, title: str, default_name: str, path, write):
+        """Write the accepted records with `write(records, path)`; (records, result) or None
+        when there is nothing to write, no file was chosen, or writing failed (said in the
+        window)."""
         records = self.accepted_records()
         if not records:
             self.errorMessage.emit("No accepted frame yet: accept frames with Enter or A first.")
-            return 0
-        path = path or self._ask_save_path("Export accepted", "hc_measurements.csv", "CSV (*.csv)")
+            return None
+        path = path or self._ask_save_path(title, default_name, "CSV (*.csv)")
         if not path:
-            return 0
+            return None
         try:
-            count = write_records_csv(records, path)
+            return records, Path(path), write(records, path)
         except OSError as error:
             self.errorMessage.emit(f"Could not write {Path(path).name}: {error.strerror or error}")
+            return None
+
+    def export_accepted_csv(self, path: str | Path | None = None) -> int:
+        done = self._export_accepted(
+            "Export accepted", "hc_measurements.csv", path, write_records_csv
+        )
+        if done is None:
             return 0
-        self.statusMessage.emit(f"{count} accepted record(s) written to {Path(path).name}")
+        _, path, count = done
+        self.statusMessage.emit(f"{count} accepted record(s) written to {path.name}")
         return count
 
     def export_hc18(self, path: str | Path | None = None) -> int:
-        records = self.accepted_records()
-        if not records:
-            self.errorMessage.emit("No accepted frame yet: accept frames with Enter or A first.")
+        done = self._export_accepted(
+            "HC18 submission", "submission.csv", path, write_hc18_submission
+        )
+        if done is None:
             return 0
-        path = path or self._ask_save_path("HC18 submission", "submission.csv", "CSV (*.csv)")
-        if not path:
-            return 0
-        try:
-            skipped = write_hc18_submission(records, path)
-        except OSError as error:
-            self.errorMessage.emit(f"Could not write {Path(path).name}: {error.strerror or error}")
-            return 0
+        records, path, skipped = done
         written = len(records) - len(skipped)
-        message = f"{written} frame(s) written to {Path(path).name}"
+        message = f"{written} frame(s) written to {path.name}"
         if skipped:
             message += "; left out: " + "; ".join(f"{Path(f).name} ({r})" for f, r in skipped)
         self.statusMessage.emit(message)
