@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability_cases import all_cases  # noqa: E402
 from reliability_harness import OUTCOMES, Result, run_case  # noqa: E402
 
-BAD_OUTCOMES = ("crash", "hang", "silently wrong", "data lost")
+BAD_OUTCOMES = ("crash", "hang", "silently wrong", "data lost", "harness error")
 
 
 def run_campaign(

@@ -381,8 +381,10 @@ def dicom_cases() -> list[Case]:
         ds.PhotometricInterpretation = "MONOCHROME1"
         return ds
 
-    def unknown_syntax(frames):
-        return dicom_dataset(frames, transfer_syntax="1.2.840.10008.1.2.4.999")
+    def unknown_syntax(path: Path) -> None:
+        # pydicom refuses to write an unknown syntax: patch the UID in the written file meta.
+        data = path.read_bytes()
+        path.write_bytes(data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.9\x00", 1))
 
     def truncate(path: Path) -> None:
         data = path.read_bytes()
@@ -428,7 +430,7 @@ def dicom_cases() -> list[Case]:
         dicom_case("no pixel data", no_pixels, "refuse"),
         dicom_case("NumberOfFrames beyond the data", too_many_frames, "refuse"),
         dicom_case("Rows/Columns claim 40000x40000", huge_claim, "refuse"),
-        dicom_case("unknown transfer syntax", unknown_syntax, "refuse"),
+        dicom_case("unknown transfer syntax", plain, "refuse", mutate=unknown_syntax),
         dicom_case("truncated file", plain, "refuse", mutate=truncate),
     ]
 

@@ -145,7 +145,10 @@ def classify_process(run: Run, expect_signal: bool = False) -> tuple[str, str] |
 
 def run_case(case: Case, folder: Path) -> Result:
     folder.mkdir(parents=True, exist_ok=True)
-    args = case.build(folder)
+    try:
+        args = case.build(folder)
+    except Exception as error:  # a broken case must not stop the campaign; it is reported
+        return Result(case, "harness error", f"building the case failed: {error!r}", 0.0)
     precious = case.precious(folder)
     before = fingerprint(precious)
     run = hc_studio(args, folder, case.timeout_s, case.interrupt)
