@@ -72,3 +72,20 @@ def test_csv_calibrates_the_folder_given_with_it(frame, tiny_onnx_model, tmp_pat
     assert "warning" not in capsys.readouterr().err
     (record,) = read_records_csv(out)
     assert record.spacing.source == "csv" and record.spacing.col_mm == 0.14
+
+
+def test_measured_records_name_their_csv_row(frame, tiny_onnx_model, tmp_path) -> None:
+    from hc_studio.core.inference import SegmentationEngine
+    from hc_studio.core.measure import measure_paths
+    from hc_studio.core.spacing import SpacingPolicy, read_pixel_table
+
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text(f"filename,pixel size(mm)\nunrelated.png,0.2\n{frame.name},0.14\n")
+    policy = SpacingPolicy()
+    policy.add_table(read_pixel_table(sizes), applies_to=[frame.parent])
+    engine = SegmentationEngine(tiny_onnx_model, device="cpu")
+    (record,) = measure_paths([frame.parent], engine, spacing_policy=policy)
+    assert record.spacing.source == "csv" and record.spacing.detail == "sizes.csv row 3"
+    # The same CSV given as a plain mapping still applies to the paths measured.
+    (record,) = measure_paths([frame], engine, pixel_csv_sizes=read_pixel_table(sizes))
+    assert record.spacing.detail == "sizes.csv row 3"
