@@ -25,8 +25,8 @@ def pixel_size_problem(mm: float) -> str | None:
         mm = float(mm)
     except (TypeError, ValueError):
         return f"pixel size {mm!r} is not a number"
-    if not math.isfinite(mm):
-        return f"pixel size {mm:g} mm is not a finite number (plausible: {low:g}-{high:g} mm)"
+    if not (math.isfinite(mm) and mm > 0):
+        return f"pixel size {mm:g} mm is not a positive number (plausible: {low:g}-{high:g} mm)"
     if not low <= mm <= high:
         return f"pixel size {mm:g} mm is outside the plausible range {low:g}-{high:g} mm"
     return None
