@@ -600,14 +600,9 @@ class MeasureTab(QWidget):
         return self.spacings.override(path)
 
     def spacing_for(self, key: FrameKey) -> Spacing:
-        override = self._spacing_override(key[0])
-        if override is not None:
-            return override
-        frame = self._frames.get(key)
-        if frame is not None:
-            return frame.spacing
-        record = self.state(key).record
-        return record.spacing if record is not None else Spacing.uncalibrated()
+        frame, record = self._frames.get(key), self.state(key).record
+        own = frame.spacing if frame is not None else getattr(record, "spacing", None)
+        return self.spacings.policy.spacing_for(key[0], own or Spacing.uncalibrated())
 
     def _rederive(self, record: MeasurementRecord, spacing: Spacing) -> MeasurementRecord:
         """`record` under `spacing` and the GA by dates (values recomputed, decisions kept)."""
@@ -651,7 +646,7 @@ class MeasureTab(QWidget):
 
     def set_pixel_csv(self, path: str | Path) -> None:
         try:
-            count = self.spacings.load_csv(path)
+            count = self.spacings.load_csv(path, {Path(key[0]).parent for key in self._states})
         except (OSError, ValueError) as error:
             self.errorMessage.emit(str(error))
             return

@@ -193,15 +193,15 @@ def stage_split(files: list[Path], model: Path, device: str, pixel_csv: Path) ->
     """Median ms per frame of decode (`read_frame`), inference (`engine.predict`) and the rest of
     `measure_frame` (ellipse fit, biometry, review checks), over `files`."""
     from hc_studio.core.measure import measure_frame
-    from hc_studio.core.spacing import Spacing, lookup_csv_size, read_pixel_csv
+    from hc_studio.core.spacing import SpacingPolicy, read_pixel_table
 
     engine = SegmentationEngine(model, device=device)
-    sizes = read_pixel_csv(pixel_csv)
+    policy = SpacingPolicy()
+    policy.add_table(read_pixel_table(pixel_csv), applies_to=files)
     decode, inference, fit = [], [], []
     engine.predict(read_frame(files[0], 0).pixels)  # warm-up (first-call allocations)
     for path in files:
-        mm = lookup_csv_size(sizes, path)
-        spacing = Spacing.square(mm, "csv") if mm is not None else None
+        spacing = policy.override_for(path)
         started = time.perf_counter()
         frame = read_frame(path, 0, spacing)
         decoded = time.perf_counter()

@@ -26,7 +26,7 @@ from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_frame_files, load_frames
 from .records import STATUS_OK, MeasurementRecord
-from .spacing import Spacing, lookup_csv_size
+from .spacing import Spacing, SpacingPolicy
 
 STATUS_NO_HEAD = "no head found"
 REVIEW_PREFIX = "review: "
@@ -244,16 +244,16 @@ def measure_file_frames(
     pixel_csv_sizes: dict[str, float] | None = None,
     cancel: Callable[[], bool] | None = None,
     ga_weeks: float | None = None,
+    spacing_policy: SpacingPolicy | None = None,
 ) -> Iterator[tuple[int, MeasuredFrame]]:
     """Like `measure_paths`, with each frame's probability: yields (file position from 1,
     MeasuredFrame)."""
+    paths = list(paths)
+    policy = spacing_policy or SpacingPolicy.for_batch(paths, spacing_override, pixel_csv_sizes)
     for position, path in enumerate(expand_paths(paths), start=1):
         if cancel is not None and cancel():
             return
-        spacing = spacing_override
-        csv_mm = None if spacing is not None else lookup_csv_size(pixel_csv_sizes, path)
-        if csv_mm is not None:
-            spacing = Spacing.square(csv_mm, "csv")
+        spacing = policy.override_for(path)
         for measured in _measure_file(path, engine, spacing, cancel, ga_weeks):
             yield position, measured
 
@@ -266,17 +266,22 @@ def measure_paths(
     on_progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
     ga_weeks: float | None = None,
+    spacing_policy: SpacingPolicy | None = None,
 ) -> Iterator[MeasurementRecord]:
     """Measure every frame of every file (folders expanded); yields one record per frame.
 
-    Spacing per file: `spacing_override`, else the file's entry in `pixel_csv_sizes`
-    ({file name: mm}), else the file's own (DICOM) spacing, else uncalibrated. A file that
+    Spacing per file: `spacing_policy`, else one made of `spacing_override` and
+    `pixel_csv_sizes` (applying to `paths`); see `core.spacing.SpacingPolicy`. A file that
     cannot be read gives an "error: ..." record and the batch goes on. `on_progress(i, n,
     record)` is called after each record with the file's 1-based position `i` of `n` files;
     `cancel()` returning True stops before the next frame.
     """
+    paths = list(paths)
     files = expand_paths(paths)
-    frames = measure_file_frames(files, engine, spacing_override, pixel_csv_sizes, cancel, ga_weeks)
+    policy = spacing_policy or SpacingPolicy.for_batch(paths, spacing_override, pixel_csv_sizes)
+    frames = measure_file_frames(
+        files, engine, cancel=cancel, ga_weeks=ga_weeks, spacing_policy=policy
+    )
     for position, measured in frames:
         if on_progress is not None:
             on_progress(position, len(files), measured.record)

@@ -1,78 +1,200 @@
-"""Pixel spacing of a frame, with where it came from."""
+"""Pixel spacing of a frame: which source applies (`SpacingPolicy`), pixel-size CSVs and
+two-point calibration.
+
+The order, most explicit first (the one place it is decided):
+
+1. a spacing set for one file (a two-point calibration, a size typed for that file);
+2. a size given for every file (`--pixel-size`, a size typed for all files);
+3. the row for the file's name in a pixel-size CSV, when the CSV applies to the file: it sits
+   in the CSV's own folder, or is one of the files / inside one of the folders the CSV was given
+   with (a CSV never calibrates a file elsewhere that happens to share a name);
+4. the file's own header: the DICOM ultrasound region that calibrates the image, else DICOM
+   PixelSpacing (read by `core.io.dicom.spacing_from_dicom`, which passes over what it cannot
+   trust and says why);
+5. uncalibrated: lengths in pixels.
+
+Every pixel size from a person, a CSV or a header must lie in `PLAUSIBLE_PIXEL_MM`.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCES = ("dicom-us-region", "dicom-pixel-spacing", "csv", "user", "calibration", "none")
+from .spacing_value import (
+    PLAUSIBLE_PIXEL_MM,
+    SOURCES,
+    Spacing,
+    check_pixel_size,
+    pixel_size_problem,
+)
+
+__all__ = [
+    "FILENAME_COLUMNS",
+    "PIXEL_SIZE_COLUMNS",
+    "PLAUSIBLE_PIXEL_MM",
+    "SOURCES",
+    "PixelSizeRow",
+    "PixelSizeTable",
+    "Spacing",
+    "SpacingPolicy",
+    "calibrate_two_points",
+    "check_pixel_size",
+    "lookup_csv_size",
+    "pixel_size_problem",
+    "read_pixel_csv",
+    "read_pixel_table",
+    "spacing_for_file",
+    "user_spacing",
+]
+
+# Column names accepted in a pixel-size CSV, compared ignoring case, spaces, "_" and "-".
+# The HC18 header is `filename,pixel size(mm)[,head circumference (mm)]`.
+FILENAME_COLUMNS = ("filename", "file", "name", "file name", "image")
+PIXEL_SIZE_COLUMNS = ("pixel size(mm)", "pixel_size_mm", "pixel size", "pixel size mm")
+
+
+def _column_key(name: str) -> str:
+    return "".join(ch for ch in name.casefold() if ch not in " _-\t\ufeff")
 
 
 @dataclass(frozen=True)
-class Spacing:
-    """Size of one pixel: `row_mm` along y (rows), `col_mm` along x (columns).
+class PixelSizeRow:
+    """One row of a pixel-size CSV: a file name, its pixel size and the row it is on (the
+    spreadsheet row: the header is row 1)."""
 
-    `source == "none"` marks an uncalibrated frame: measurements are then in pixels
-    (row_mm = col_mm = 1 only as a unit of "pixel", never as millimetres).
+    name: str
+    mm: float
+    row: int
+
+
+class PixelSizeTable(Mapping[str, float]):
+    """A pixel-size CSV read by column names: {file name: mm}, each with the row it came from.
+
+    Names match exactly, then ignoring case. Build it with `read_pixel_table`.
     """
 
-    row_mm: float
-    col_mm: float
-    source: str
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"unknown spacing source {self.source!r}")
-        for value in (self.row_mm, self.col_mm):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"pixel spacing must be a positive number, got {value!r}")
-
-    @property
-    def calibrated(self) -> bool:
-        return self.source != "none"
-
-    @property
-    def unit(self) -> str:
-        return "mm" if self.calibrated else "px"
-
-    @property
-    def isotropic(self) -> bool:
-        return math.isclose(self.row_mm, self.col_mm, rel_tol=1e-6)
+    def __init__(self, rows: Iterable[PixelSizeRow], path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self._rows: dict[str, PixelSizeRow] = {}
+        self._folded: dict[str, PixelSizeRow] = {}
+        for row in rows:
+            self._rows.setdefault(row.name, row)
+            self._folded.setdefault(row.name.casefold(), row)
 
     @classmethod
-    def uncalibrated(cls) -> Spacing:
-        return cls(1.0, 1.0, "none")
+    def from_mapping(cls, sizes: Mapping[str, float]) -> PixelSizeTable:
+        """A table from {file name: mm} (no file behind it: rows are counted from 2)."""
+        if isinstance(sizes, PixelSizeTable):
+            return sizes
+        rows = [
+            PixelSizeRow(name, float(mm), row) for row, (name, mm) in enumerate(sizes.items(), 2)
+        ]
+        return cls(rows)
 
-    @classmethod
-    def square(cls, mm: float, source: str = "user") -> Spacing:
-        return cls(float(mm), float(mm), source)
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else "pixel-size table"
+
+    def row_for(self, path: str | Path) -> PixelSizeRow | None:
+        """The row for `path`'s file name (exact, then ignoring case), or None."""
+        name = Path(path).name
+        return self._rows.get(name) or self._folded.get(name.casefold())
+
+    def spacing(self, row: PixelSizeRow) -> Spacing:
+        return Spacing.square(row.mm, "csv", f"{self.name} row {row.row}")
+
+    def __getitem__(self, name: str) -> float:
+        return self._rows[name].mm
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"PixelSizeTable({self.name!r}, {len(self)} rows)"
 
 
-def read_pixel_csv(path: str | Path) -> dict[str, float]:
-    """Read an HC18-style CSV (`filename,pixel size(mm)[,...]`) into {filename: mm}.
+def _find_column(header: list[str], accepted: tuple[str, ...]) -> int | None:
+    keys = [_column_key(cell) for cell in header]
+    for alias in map(_column_key, accepted):
+        if alias in keys:
+            return keys.index(alias)
+    return None
 
-    Raises ValueError naming the file and line on malformed content.
+
+def read_pixel_table(path: str | Path) -> PixelSizeTable:
+    """Read a pixel-size CSV by its column names (`FILENAME_COLUMNS`, `PIXEL_SIZE_COLUMNS`).
+
+    Raises ValueError naming the file (and row) for: no recognisable columns (naming the columns
+    found), a size that is not a number or lies outside `PLAUSIBLE_PIXEL_MM`, and two rows for
+    the same file (ignoring case) that disagree. Identical repeated rows and blank lines are fine.
     """
     path = Path(path)
-    sizes: dict[str, float] = {}
-    with path.open(newline="") as handle:
+    rows: dict[str, PixelSizeRow] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header is None or len(header) < 2:
-            raise ValueError(f"{path}: expected a header 'filename,pixel size(mm)'")
-        for line_no, row in enumerate(reader, start=2):
-            if not row or not row[0].strip():
+        found = ", ".join(repr(cell) for cell in header or []) or "none"
+        name_col = _find_column(header or [], FILENAME_COLUMNS)
+        size_col = _find_column(header or [], PIXEL_SIZE_COLUMNS)
+        if name_col is None or size_col is None:
+            missing = "file name" if name_col is None else "pixel size"
+            accepted = FILENAME_COLUMNS if name_col is None else PIXEL_SIZE_COLUMNS
+            expected = ", ".join(accepted)
+            raise ValueError(
+                f"{path}: no {missing} column (one of {expected}); columns found: {found}"
+            )
+        for record in reader:
+            row_no = reader.line_num
+            name = record[name_col].strip() if len(record) > name_col else ""
+            if not name:
                 continue
+            cell = record[size_col].strip() if len(record) > size_col else ""
             try:
-                mm = float(row[1])
-            except (IndexError, ValueError):
-                raise ValueError(f"{path}:{line_no}: pixel size is not a number: {row!r}") from None
-            if not (math.isfinite(mm) and mm > 0):
-                raise ValueError(f"{path}:{line_no}: pixel size must be positive, got {mm}")
-            sizes[row[0].strip()] = mm
-    return sizes
+                mm = float(cell)
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{row_no}: pixel size of {name} is not a number: {cell!r}"
+                ) from None
+            check_pixel_size(mm, f"{path}:{row_no}: {name}")
+            key = name.casefold()
+            earlier = rows.get(key)
+            if earlier is not None and not math.isclose(earlier.mm, mm, rel_tol=1e-9):
+                raise ValueError(
+                    f"{path}: rows {earlier.row} and {row_no} give {name} different pixel sizes "
+                    f"({earlier.mm:g} and {mm:g} mm)"
+                )
+            rows.setdefault(key, PixelSizeRow(name, mm, row_no))
+    return PixelSizeTable(rows.values(), path)
+
+
+def read_pixel_csv(path: str | Path) -> PixelSizeTable:
+    """`read_pixel_table` (the name callers used when it returned a plain dict)."""
+    return read_pixel_table(path)
+
+
+def lookup_csv_size(csv_sizes: Mapping[str, float] | None, path: str | Path) -> float | None:
+    """The pixel size for `path` in a {filename: mm} mapping: exact name, then ignoring case.
+
+    Matches by name alone: the caller must know the mapping is meant for `path`
+    (`SpacingPolicy` checks that).
+    """
+    if not csv_sizes:
+        return None
+    row = PixelSizeTable.from_mapping(csv_sizes).row_for(path)
+    return None if row is None else row.mm
+
+
+def user_spacing(mm: float, where: str = "pixel size") -> Spacing:
+    """A square spacing a person gave; ValueError naming `where` when implausible."""
+    return Spacing.square(check_pixel_size(mm, where), "user", f"{where}: {float(mm):g} mm")
 
 
 def calibrate_two_points(
@@ -84,115 +206,154 @@ def calibrate_two_points(
         raise ValueError("the two calibration points are the same point")
     if not distance_mm > 0:
         raise ValueError(f"the known distance must be positive, got {distance_mm}")
-    mm = distance_mm / length_px
-    return Spacing(mm, mm, "calibration")
-
-
-# DICOM ultrasound region codes (PS3.3 C.8.5.5.1): spatial format 1 = 2D, data type 1 = tissue
-# (B-mode), physical units 3 = cm.
-_US_2D, _US_TISSUE, _US_UNIT_CM = 1, 1, 3
-
-
-def _region_contains(region, x: float, y: float) -> bool:
-    return (
-        region.RegionLocationMinX0 <= x <= region.RegionLocationMaxX1
-        and region.RegionLocationMinY0 <= y <= region.RegionLocationMaxY1
+    mm = check_pixel_size(distance_mm / length_px, f"{distance_mm:g} mm over {length_px:.1f} px")
+    return Spacing(
+        mm, mm, "calibration", f"two points {length_px:.1f} px apart = {distance_mm:g} mm"
     )
 
 
-def _region_area(region) -> float:
-    width = region.RegionLocationMaxX1 - region.RegionLocationMinX0 + 1
-    height = region.RegionLocationMaxY1 - region.RegionLocationMinY0 + 1
-    return float(width * height)
+def _absolute(path: str | Path) -> Path:
+    return Path(os.path.abspath(path))
 
 
-def _bmode_region_spacing(dataset) -> Spacing | None:
-    """Spacing from the B-mode region of `SequenceOfUltrasoundRegions`, or None.
+@dataclass(frozen=True)
+class _ScopedTable:
+    """A table and the files it applies to: its own folder, and `roots` (files, or folders
+    with everything under them)."""
 
-    Candidates are regions with RegionSpatialFormat == 1 (2D), RegionDataType == 1 (tissue) and
-    both PhysicalUnitsX/YDirection == 3 (cm; deltas are converted to mm). Among them the region
-    holding the image centre wins; when none or several hold it, the largest region (by pixel
-    area) among those is chosen. Regions with missing or non-positive deltas are ignored.
+    table: PixelSizeTable
+    roots: tuple[Path, ...]
+
+    def applies_to(self, path: Path) -> bool:
+        if self.table.path is not None and path.parent == _absolute(self.table.path).parent:
+            return True
+        return any(path == root or root in path.parents for root in self.roots)
+
+
+class SpacingPolicy:
+    """Decides the spacing of each frame file (the order is in this module's docstring).
+
+    Holds the choices that apply across files: spacings set per file, one size given for all
+    files, and pixel-size CSVs with the files they apply to. One instance can live as long as a
+    window: change it with `set_for_file`, `set_given`, `add_table`, `clear_tables`.
     """
-    regions = getattr(dataset, "SequenceOfUltrasoundRegions", None) or []
-    candidates = []
-    for region in regions:
-        try:
-            if (
-                int(region.RegionSpatialFormat) == _US_2D
-                and int(region.RegionDataType) == _US_TISSUE
-                and int(region.PhysicalUnitsXDirection) == _US_UNIT_CM
-                and int(region.PhysicalUnitsYDirection) == _US_UNIT_CM
-            ):
-                col_mm = abs(float(region.PhysicalDeltaX)) * 10.0
-                row_mm = abs(float(region.PhysicalDeltaY)) * 10.0
-                if col_mm > 0 and row_mm > 0 and math.isfinite(col_mm * row_mm):
-                    candidates.append((region, Spacing(row_mm, col_mm, "dicom-us-region")))
-        except (AttributeError, TypeError, ValueError):
-            continue
-    if not candidates:
+
+    def __init__(self, given: Spacing | float | None = None) -> None:
+        self._per_file: dict[Path, Spacing] = {}
+        self._given: Spacing | None = None
+        self._tables: list[_ScopedTable] = []
+        self.set_given(given)
+
+    @classmethod
+    def for_batch(
+        cls,
+        paths: Iterable[str | Path],
+        given: Spacing | float | None = None,
+        csv_sizes: Mapping[str, float] | None = None,
+    ) -> SpacingPolicy:
+        """A policy for one batch over `paths` (files and folders): `given` for every file, and
+        `csv_sizes` (a `PixelSizeTable` or {name: mm}) applying to `paths`."""
+        policy = cls(given)
+        if csv_sizes:
+            policy.add_table(PixelSizeTable.from_mapping(csv_sizes), applies_to=paths)
+        return policy
+
+    # Choices -----------------------------------------------------------------------------------
+    @property
+    def given(self) -> Spacing | None:
+        return self._given
+
+    def set_given(self, given: Spacing | float | None) -> None:
+        """The size for every file (mm or a Spacing); None forgets it. ValueError if implausible."""
+        if given is None or isinstance(given, Spacing):
+            self._given = None if given is None else _checked(given)
+        else:
+            self._given = user_spacing(given, "pixel size for every file")
+
+    def set_for_file(self, path: str | Path, spacing: Spacing | None) -> None:
+        """A calibration or typed size for one file; None forgets it. ValueError if implausible."""
+        if spacing is None:
+            self._per_file.pop(_absolute(path), None)
+        else:
+            self._per_file[_absolute(path)] = _checked(spacing)
+
+    def for_file(self, path: str | Path) -> Spacing | None:
+        """The spacing set for this one file, if any."""
+        return self._per_file.get(_absolute(path))
+
+    def add_table(self, table: PixelSizeTable, applies_to: Iterable[str | Path] = ()) -> None:
+        """Use `table` for the files in its own folder and for `applies_to` (files, or folders
+        with everything under them). A table added later wins over earlier ones."""
+        roots = tuple(_absolute(p) for p in applies_to)
+        self._tables.insert(0, _ScopedTable(table, roots))
+
+    def clear_tables(self) -> None:
+        self._tables.clear()
+
+    @property
+    def tables(self) -> list[PixelSizeTable]:
+        return [scoped.table for scoped in self._tables]
+
+    # Decisions ---------------------------------------------------------------------------------
+    def override_for(self, path: str | Path) -> Spacing | None:
+        """The spacing that beats the file's own header (sources 1-3), or None."""
+        path = _absolute(path)
+        if path in self._per_file:
+            return self._per_file[path]
+        if self._given is not None:
+            return self._given
+        for scoped in self._tables:
+            if scoped.applies_to(path):
+                row = scoped.table.row_for(path)
+                if row is not None:
+                    return scoped.table.spacing(row)
         return None
-    centre_x = (int(getattr(dataset, "Columns", 0) or 0) - 1) / 2
-    centre_y = (int(getattr(dataset, "Rows", 0) or 0) - 1) / 2
-    try:
-        at_centre = [c for c in candidates if _region_contains(c[0], centre_x, centre_y)]
-        pool = at_centre or candidates
-        return max(pool, key=lambda c: _region_area(c[0]))[1]
-    except (AttributeError, TypeError):  # region bounds missing: keep the first candidate
-        return candidates[0][1]
+
+    def spacing_for(self, path: str | Path, own: Spacing | None = None) -> Spacing:
+        """The spacing of `path`'s frames. `own` is the file's header spacing when already read
+        (a `Frame`'s spacing from `core.io` without override); else the DICOM header is read."""
+        override = self.override_for(path)
+        if override is not None:
+            return override
+        if own is not None:
+            return own
+        from .io.dicom import is_dicom, read_dicom_spacing  # lazy: keeps Spacing users light
+
+        return read_dicom_spacing(path) if is_dicom(path) else Spacing.uncalibrated()
+
+    def matched_files(self, files: Iterable[str | Path]) -> list[tuple[PixelSizeTable, list[Path]]]:
+        """Each table with the files among `files` that it calibrates (files whose spacing
+        comes from a more explicit source are not counted)."""
+        matched: list[tuple[PixelSizeTable, list[Path]]] = [(s.table, []) for s in self._tables]
+        for file in map(Path, files):
+            override = self.override_for(file)
+            if override is None or override.source != "csv":
+                continue
+            for (_table, hits), scoped in zip(matched, self._tables):
+                if scoped.applies_to(_absolute(file)) and scoped.table.row_for(file) is not None:
+                    hits.append(file)
+                    break
+        return matched
+
+    def unused_tables(self, files: Iterable[str | Path]) -> list[PixelSizeTable]:
+        """Tables that calibrate none of `files` (worth a warning: a wrong CSV or folder)."""
+        return [table for table, hits in self.matched_files(files) if not hits]
 
 
-def spacing_from_dicom(dataset) -> Spacing:
-    """Pixel spacing stored in a DICOM header (a pydicom Dataset; pixel data not needed).
-
-    Order: the B-mode ultrasound region (source "dicom-us-region", see `_bmode_region_spacing`),
-    else `PixelSpacing` (row, column in mm; "dicom-pixel-spacing"), else uncalibrated.
-    """
-    region_spacing = _bmode_region_spacing(dataset)
-    if region_spacing is not None:
-        return region_spacing
-    pixel_spacing = getattr(dataset, "PixelSpacing", None)
-    if pixel_spacing is not None:
-        try:
-            row_mm, col_mm = (float(v) for v in pixel_spacing)
-            return Spacing(row_mm, col_mm, "dicom-pixel-spacing")
-        except (TypeError, ValueError):
-            pass
-    return Spacing.uncalibrated()
-
-
-def lookup_csv_size(csv_sizes: dict[str, float] | None, path: str | Path) -> float | None:
-    """The pixel size for `path` in a {filename: mm} CSV mapping: exact name, then ignoring case."""
-    if not csv_sizes:
-        return None
-    name = Path(path).name
-    if name in csv_sizes:
-        return csv_sizes[name]
-    folded = name.casefold()
-    for key, mm in csv_sizes.items():
-        if key.casefold() == folded:
-            return mm
-    return None
+def _checked(spacing: Spacing) -> Spacing:
+    if spacing.calibrated:
+        for mm in {spacing.row_mm, spacing.col_mm}:
+            check_pixel_size(mm, spacing.detail or f"{spacing.source} pixel size")
+    return spacing
 
 
 def spacing_for_file(
-    path: str | Path, csv_sizes: dict[str, float] | None = None, user_mm: float | None = None
+    path: str | Path, csv_sizes: Mapping[str, float] | None = None, user_mm: float | None = None
 ) -> Spacing:
-    """Decide the spacing of a frame file.
-
-    Precedence, most explicit first: a value the user typed (`user_mm`, source "user") > the
-    pixel-size CSV entry matched by file name ("csv") > the file's own DICOM spacing
-    (`spacing_from_dicom`) > uncalibrated ("none"). The DICOM header is only read when neither
-    of the first two applies; a file that is not DICOM or whose header cannot be read is
-    uncalibrated.
-    """
-    if user_mm is not None:
-        return Spacing.square(user_mm, "user")
-    csv_mm = lookup_csv_size(csv_sizes, path)
-    if csv_mm is not None:
-        return Spacing.square(csv_mm, "csv")
-    from .io.dicom import is_dicom, read_dicom_spacing  # lazy: io imports this module
-
-    if is_dicom(path):
-        return read_dicom_spacing(path)
-    return Spacing.uncalibrated()
+    """The spacing of one file under `SpacingPolicy`, for a caller that chose `csv_sizes` for
+    this very file (the labelled-folder import picks the CSV of its folder): `user_mm` >
+    `csv_sizes` by name > the file's DICOM header > uncalibrated."""
+    policy = SpacingPolicy(user_mm)
+    if csv_sizes:
+        policy.add_table(PixelSizeTable.from_mapping(csv_sizes), applies_to=[path])
+    return policy.spacing_for(path)

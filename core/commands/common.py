@@ -19,14 +19,24 @@ def positive_float(text: str) -> float:
     return value
 
 
+def pixel_size_mm(text: str) -> float:
+    """argparse type: a pixel size in mm inside `core.spacing.PLAUSIBLE_PIXEL_MM`."""
+    from ..spacing_value import check_pixel_size
+
+    try:
+        return check_pixel_size(float(text), "--pixel-size")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--pixel-size: ")) from None
+
+
 def add_spacing_arguments(parser: argparse.ArgumentParser) -> None:
     """--pixel-size MM | --pixel-csv CSV (mutually exclusive)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--pixel-size",
-        type=positive_float,
+        type=pixel_size_mm,
         metavar="MM",
-        help="pixel size in mm for every frame (overrides DICOM and CSV)",
+        help="pixel size in mm for every frame, 0.01-2 (overrides DICOM and CSV)",
     )
     group.add_argument(
         "--pixel-csv",

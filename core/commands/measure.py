@@ -106,20 +106,28 @@ def run(args: argparse.Namespace) -> int:
     from ..export import write_hc18_submission, write_records_csv
     from ..inference import SegmentationEngine
     from ..measure import ERROR_PREFIX, expand_paths, is_failure, measure_file_frames
-    from ..spacing import Spacing, read_pixel_csv
+    from ..spacing import SpacingPolicy, read_pixel_table, user_spacing
 
     files = expand_paths(args.paths)
     if not files:
         raise ValueError("no frame files found in " + ", ".join(map(str, args.paths)))
-    csv_sizes = read_pixel_csv(args.pixel_csv) if args.pixel_csv else None
-    override = Spacing.square(args.pixel_size, "user") if args.pixel_size else None
+    policy = SpacingPolicy(
+        user_spacing(args.pixel_size, "--pixel-size") if args.pixel_size else None
+    )
+    if args.pixel_csv:
+        policy.add_table(read_pixel_table(args.pixel_csv), applies_to=args.paths)
+    for table in policy.unused_tables(files):
+        say(
+            f"warning: {table.path}: calibrates none of the {len(files)} file(s) measured "
+            "(it applies, by file name, to files in its own folder and in the paths given)"
+        )
     engine = SegmentationEngine(_resolve_model(args.model), device=args.device)
     say(f"model {engine.name} on {engine.provider.removesuffix('ExecutionProvider')}")
     masks = _MaskWriter(args.masks_out) if args.masks_out else None
     records = []
     try:
         for position, measured in measure_file_frames(
-            files, engine, override, csv_sizes, ga_weeks=args.ga_weeks
+            files, engine, ga_weeks=args.ga_weeks, spacing_policy=policy
         ):
             record = measured.record
             records.append(record)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..spacing import Spacing
+from ..spacing_value import Spacing
 from .dicom import (
     DICOM_SUFFIXES,
     count_dicom_frames,
@@ -71,7 +71,7 @@ def load_frames(path: str | Path, spacing_override: Spacing | None = None) -> It
     """Yield every frame of a still, DICOM or video file, decoded one at a time.
 
     Each frame carries the file's own spacing (DICOM header; uncalibrated otherwise) unless
-    `spacing_override` is given (see `core.spacing.spacing_for_file` for the precedence).
+    `spacing_override` is given (`core.spacing.SpacingPolicy` decides which spacing applies).
     """
     path = Path(path)
     kind = _kind(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..spacing import Spacing
+from ..spacing_value import Spacing
 
 
 @dataclass(frozen=True)

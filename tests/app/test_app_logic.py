@@ -59,7 +59,7 @@ def test_spacing_precedence_file_then_all_then_csv(tmp_path):
     csv_path.write_text("filename,pixel size(mm)\na.png,0.1\nb.png,0.2\n")
     choices = SpacingChoices()
     assert choices.override("/x/a.png") is None
-    assert choices.load_csv(csv_path) == 2
+    assert choices.load_csv(csv_path, applies_to=["/x"]) == 2
     assert choices.override("/x/a.png") == Spacing.square(0.1, "csv")
     choices.set_for_all_files(0.3)
     assert choices.override("/x/a.png") == Spacing.square(0.3, "user")

@@ -14,6 +14,7 @@ from hc_studio.core.io import (
     load_frames,
     read_frame,
 )
+from hc_studio.core.io.dicom import spacing_from_dicom
 from hc_studio.core.spacing import Spacing
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -55,8 +56,12 @@ def write_dicom(
     regions: list[Dataset] | None = None,
     pixel_spacing: tuple[float, float] | None = None,
     jpeg: bool = False,
+    attributes: dict | None = None,
 ) -> Path:
     """Write (N, H, W[, 3]) frames as an ultrasound DICOM file (JPEG Baseline when `jpeg`).
+
+    Signed frames (int16) get PixelRepresentation 1; `attributes` are set last (they may
+    contradict the pixel data on purpose).
 
     JPEG frames are encoded with OpenCV and encapsulated: pydicom cannot encode JPEG Baseline.
     Colour JPEG frames are YCbCr inside, as every JPEG encoder writes them (YBR_FULL_422).
@@ -84,7 +89,7 @@ def write_dicom(
     ds.BitsAllocated = item_bits
     ds.BitsStored = bits_stored or item_bits
     ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
+    ds.PixelRepresentation = 1 if frames.dtype.kind == "i" else 0
     if multi:
         ds.NumberOfFrames = n_frames
     if regions is not None:
@@ -104,6 +109,8 @@ def write_dicom(
         ds.LossyImageCompression = "01"
     else:
         ds.PixelData = np.ascontiguousarray(frames).tobytes()
+    for name, value in (attributes or {}).items():
+        setattr(ds, name, value)
     ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -219,3 +226,104 @@ def test_damaged_dicom_gives_frame_read_error(tmp_path: Path) -> None:
     damaged.write_bytes(data[: len(data) - 1500])  # pixel data cut short
     with pytest.raises(FrameReadError, match=r"^damaged\.dcm: "):
         read_frame(damaged, 0)
+
+
+def header(rows: int = 100, cols: int = 200, regions=None, pixel_spacing=None) -> Dataset:
+    dataset = Dataset()
+    dataset.Rows, dataset.Columns = rows, cols
+    if regions is not None:
+        dataset.SequenceOfUltrasoundRegions = regions
+    if pixel_spacing is not None:
+        dataset.PixelSpacing = list(pixel_spacing)
+    return dataset
+
+
+def test_dicom_cm_region_converted_to_mm_anisotropic() -> None:
+    spacing = spacing_from_dicom(header(regions=[us_region(0, 0, 199, 99, 0.01, 0.02)]))
+    assert (spacing.row_mm, spacing.col_mm, spacing.source) == pytest.approx(
+        (0.2, 0.1, "dicom-us-region")
+    )
+    assert spacing.detail == "DICOM ultrasound region 1 (x 0-199, y 0-99)"
+
+
+def test_regions_away_from_the_centre_are_used_only_when_they_agree() -> None:
+    # A dual view: two panes, neither holds the image centre (99.5, 49.5).
+    same = [us_region(0, 0, 90, 99, 0.03, 0.03), us_region(110, 0, 199, 99, 0.03, 0.03)]
+    assert spacing_from_dicom(header(regions=same)).col_mm == pytest.approx(0.3)
+    differ = [us_region(0, 0, 20, 20, 0.01, 0.01), us_region(150, 0, 199, 99, 0.03, 0.03)]
+    spacing = spacing_from_dicom(header(regions=differ, pixel_spacing=(0.5, 0.5)))
+    assert spacing == Spacing(0.5, 0.5, "dicom-pixel-spacing")
+    assert "regions 1, 2 not used: none holds the image centre" in spacing.provenance
+
+
+def test_dicom_regions_in_other_units_are_ignored() -> None:
+    not_cm = [us_region(0, 0, 199, 99, 0.01, 0.01, units=4)]  # 4 = seconds
+    spacing = spacing_from_dicom(header(regions=not_cm, pixel_spacing=(0.5, 0.4)))
+    assert spacing == Spacing(0.5, 0.4, "dicom-pixel-spacing")
+    assert spacing_from_dicom(header(regions=not_cm)) == Spacing.uncalibrated()
+
+
+def test_region_outside_the_stored_image_is_not_trusted(tmp_path: Path) -> None:
+    regions = [us_region(0, 0, 511, 511, 0.05, 0.05)]  # a 512x512 region on a 64x48 image
+    path = write_dicom(tmp_path / "us.dcm", gradient()[None], regions=regions)
+    spacing = read_frame(path, 0).spacing
+    assert spacing == Spacing.uncalibrated()
+    assert spacing.notes == (
+        "DICOM ultrasound region 1 not used: its bounds x 0-511, y 0-511 lie outside the "
+        "64x48 image",
+    )
+    inside = [us_region(0, 0, 63, 47, 0.02, 0.02), us_region(0, 0, 511, 511, 0.05, 0.05)]
+    path = write_dicom(tmp_path / "both.dcm", gradient()[None], regions=inside)
+    spacing = read_frame(path, 0).spacing
+    assert spacing == Spacing(0.2, 0.2, "dicom-us-region")
+    assert "region 2 not used" in spacing.provenance
+
+
+def test_implausible_header_sizes_fall_through_with_the_reason() -> None:
+    huge_region = [us_region(0, 0, 199, 99, 1e300, 1e300)]
+    spacing = spacing_from_dicom(header(regions=huge_region, pixel_spacing=(0.2, 0.2)))
+    assert spacing == Spacing(0.2, 0.2, "dicom-pixel-spacing")
+    assert "region 1 not used: pixel size 1e+301 mm is outside" in spacing.provenance
+    spacing = spacing_from_dicom(header(pixel_spacing=(5.0, 5.0)))  # 5 mm: cm taken for mm?
+    assert spacing == Spacing.uncalibrated()
+    assert spacing.notes == (
+        "DICOM PixelSpacing (0028,0030) not used: pixel size 5 mm is outside the plausible "
+        "range 0.01-2 mm",
+    )
+
+
+def test_signed_16bit_uses_rescale_then_window(tmp_path: Path) -> None:
+    stored = np.array([[-1000, -100, 0, 100, 1000]], np.int16).repeat(4, axis=0)
+    # Real values = stored * 2 + 10; window 10 +- 100 covers -90..110 of them.
+    window = {"RescaleSlope": 2, "RescaleIntercept": 10, "WindowCenter": 10.5, "WindowWidth": 201}
+    path = write_dicom(tmp_path / "s.dcm", stored[None], attributes=window)
+    pixels = read_frame(path, 0).pixels[0]
+    np.testing.assert_allclose(pixels, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
+
+
+def test_signed_16bit_without_window_spans_its_values(tmp_path: Path) -> None:
+    stored = np.array([[-300, -200, -100, 0, 100]], np.int16).repeat(4, axis=0)
+    path = write_dicom(tmp_path / "s.dcm", stored[None])
+    pixels = read_frame(path, 0).pixels[0]
+    # Not squeezed into the middle of -32768..32767 (a flat grey frame, "no head found").
+    np.testing.assert_allclose(pixels, [0.0, 0.25, 0.5, 0.75, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("rows_cols", [(512, 512), (32, 32)])
+def test_rows_columns_that_disagree_with_the_pixel_data_are_an_error(
+    tmp_path: Path, rows_cols: tuple[int, int]
+) -> None:
+    rows, cols = rows_cols
+    attributes = {"Rows": rows, "Columns": cols}
+    path = write_dicom(tmp_path / "liar.dcm", gradient()[None], attributes=attributes)
+    message = rf"^liar\.dcm: Rows x Columns {rows}x{cols} do not match the pixel data \(3072 bytes"
+    with pytest.raises(FrameReadError, match=message):
+        read_frame(path, 0)
+    with pytest.raises(FrameReadError, match=message):
+        list(load_frames(path))
+
+
+def test_odd_length_pixel_data_with_its_pad_byte_is_fine(tmp_path: Path) -> None:
+    pixels = gradient(height=5, width=7)  # 35 bytes, stored padded to 36
+    path = write_dicom(tmp_path / "odd.dcm", pixels[None])
+    np.testing.assert_allclose(read_frame(path, 0).pixels, pixels / 255, atol=1e-6)
