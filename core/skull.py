@@ -31,10 +31,9 @@ from .spacing import Spacing
 
 # Which BPD each GA or size equation was built on. HC equations use no BPD at all.
 BPD_CONVENTION_BY_EQUATION: dict[str, str] = {
-    "Hadlock 1984, BPD": "outer-to-inner",
-    "INTERGROWTH-21st fetal growth standards (Papageorghiou 2014), BPD": "outer-to-outer",
-    HADLOCK_METHOD + ", HC": "no BPD (HC only)",
-    INTERGROWTH_GA_METHOD + ", HC": "no BPD (HC only)",
+    "Hadlock 1984 BPD equations": "outer-to-inner",
+    "INTERGROWTH-21st fetal growth standards (Papageorghiou 2014)": "outer-to-outer",
+    f"{HADLOCK_METHOD} HC, {INTERGROWTH_GA_METHOD} HC": "no BPD",
 }
 
 _STRIP_HALF_WIDTH_PX = 2  # lines either side of the axis averaged into the profile

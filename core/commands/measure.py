@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write each frame's fitted ellipse as a filled PNG mask into DIR",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PDF",
+        help="also write a printed report per exam (folder or DICOM study): PDF, PDF-2.pdf, ...",
+    )
+    parser.add_argument("--operator", default="", metavar="NAME", help="operator named in reports")
 
 
 def _progress_line(position: int, total: int, record) -> str:
@@ -128,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
                 masks.write(record, measured.prob.shape)
     finally:  # an interrupted batch still saves what was measured
         write_records_csv(records, args.out)
+    if args.report:
+        from ..report import model_details, write_measure_reports
+
+        details = model_details(engine)
+        written = write_measure_reports(records, args.report, args.operator, details, args.ga_weeks)
+        say("report: " + ", ".join(map(str, written)))
     if args.hc18_out:
         skipped = write_hc18_submission(records, args.hc18_out)
         if skipped:

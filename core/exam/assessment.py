@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..gestational_age import (
+    HADLOCK_METHOD,
+    INTERGROWTH_GA_METHOD,
     INTERGROWTH_HC_FOR_GA,
     GestationalAge,
     ga_hadlock,
@@ -29,8 +31,8 @@ from .values import ParameterValue
 
 # The full reference of each GA equation, as printed in the report.
 EQUATION_REFERENCES = {
-    "Hadlock 1984": "Hadlock FP et al. Radiology 1984;152:497-501 (HC)",
-    "INTERGROWTH-21st (Papageorghiou 2016)": (
+    HADLOCK_METHOD: "Hadlock FP et al. Radiology 1984;152:497-501 (HC)",
+    INTERGROWTH_GA_METHOD: (
         "Papageorghiou AT et al. Ultrasound Obstet Gynecol 2016;48:719-726 (HC)"
     ),
 }
