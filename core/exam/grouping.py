@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,8 @@ def group_into_exams(
                     identifiers=dict(header.identifiers),
                 )
         else:
-            folder = str(Path(record.file).resolve().parent)
+            # absolute, links kept: the folder the user opened names the exam
+            folder = os.path.dirname(os.path.abspath(record.file))
             group = (FOLDER, folder)
             if group not in exams:
                 folders += 1

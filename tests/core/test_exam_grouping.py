@@ -92,3 +92,11 @@ def test_regrouping_moves_a_frame_and_updates_records(tmp_path: Path) -> None:
     assert [exam.key for exam in book] == ["folder-1", new.key]
     with pytest.raises(KeyError, match="no exam"):
         book.move_frame((str(first), 0), "nope")
+
+
+def test_a_linked_folder_keeps_the_name_the_user_opened(tmp_path: Path) -> None:
+    real = tmp_path / "store"
+    real.mkdir()
+    (tmp_path / "patient_z").symlink_to(real, target_is_directory=True)
+    (exam,) = group_into_exams([record(tmp_path / "patient_z" / "1.png")])
+    assert exam.label == "patient_z"
