@@ -24,6 +24,7 @@ from ..exam.correction_log import CorrectionEntry, summarise
 from ..exam.dating import EXTREME_Z, GA_AT_EXAM, format_ga_days
 from ..exam.grouping import Exam, FrameKey, frame_key
 from ..exam.values import DEFAULT_LIMIT, LABELS, exam_values, unusable_reason
+from ..io import FrameReadError
 from ..records import MeasurementRecord
 from ..skull import BPD_CONVENTION_BY_EQUATION, SkullBpd, bpd_outer_inner
 
@@ -164,7 +165,7 @@ def _read(record: MeasurementRecord, reader: PixelReader) -> tuple[np.ndarray | 
         return None, ""
     try:
         return reader(record), ""
-    except (OSError, ValueError) as error:  # FrameReadError is a ValueError
+    except (FrameReadError, OSError, ValueError, cv2.error) as error:
         return None, str(error)
 
 
@@ -179,15 +180,14 @@ def build_exam_report(
     printed_at: dt.datetime | None = None,
     notes: Sequence[str] = (),
 ) -> ExamReport:
-    """The report of one exam. Frames are read with `read_pixels` for the overlays and BPD
-    outer-to-inner; a frame that cannot be read keeps its row and says so. `notes` are printed
-    with the provenance."""
+    """The report of one exam. Frames are read with `read_pixels` for BPD outer-to-inner and
+    again for the few shown with their overlays (a long cine never sits in memory as a whole); a
+    frame that cannot be read keeps its row and says so. `notes` are printed with the
+    provenance."""
     records = exam.records
-    pixels, problems, skulls = {}, {}, {}
+    skulls = {}
     for record in records:
-        key = frame_key(record)
-        pixels[key], problems[key] = _read(record, read_pixels)
-        skulls[key] = _skull(record, pixels[key])
+        skulls[frame_key(record)] = _skull(record, _read(record, read_pixels)[0])
     outer_inner = {
         key: (skull.outer_inner if skull is not None and skull.unit == "mm" else None)
         for key, skull in skulls.items()
@@ -229,7 +229,7 @@ def build_exam_report(
         assessment_lines=_assessment_lines(assessment, values),
         measurements=_measurement_table(records, skulls, used, assessment.ga_dates_days),
         provenance_lines=_provenance_lines(records, model_details, corrections) + tuple(notes),
-        images=_images(records, pixels, problems, skulls, used),
+        images=_images(records, read_pixels, skulls, used),
     )
 
 
@@ -336,7 +336,7 @@ def _provenance_lines(records, model_details, corrections) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _images(records, pixels, problems, skulls, used) -> tuple[ReportImage, ...]:
+def _images(records, read_pixels, skulls, used) -> tuple[ReportImage, ...]:
     shown = [r for r in records if frame_key(r) in used] or [
         r for r in records if r.ellipse_px is not None
     ]
@@ -344,8 +344,9 @@ def _images(records, pixels, problems, skulls, used) -> tuple[ReportImage, ...]:
     for record in shown[:_MAX_IMAGES]:
         key = frame_key(record)
         caption = f"{frame_name(record)}: HC {_length(record.hc, record.unit)}"
-        if pixels[key] is None:
-            images.append(ReportImage(f"{caption} (image not readable: {problems[key]})", None))
+        pixels, problem = _read(record, read_pixels)
+        if pixels is None:
+            images.append(ReportImage(f"{caption} (image not readable: {problem})", None))
             continue
-        images.append(ReportImage(caption, overlay_jpeg(pixels[key], record, skulls[key])))
+        images.append(ReportImage(caption, overlay_jpeg(pixels, record, skulls[key])))
     return tuple(images)

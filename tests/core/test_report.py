@@ -94,6 +94,17 @@ def test_extreme_centile_is_a_flag_and_unreadable_frames_say_why(tmp_path: Path)
     assert "FLAG: GA by biometry" in text
 
 
+def test_frames_gone_from_disk_keep_their_rows(tmp_path: Path) -> None:
+    exam, _ = phantom_exam(tmp_path, [120.0, 125.0])  # the records' files were never written
+    report = build_exam_report(exam)  # the default reader opens the files
+    assert [row[3] for row in report.measurements.rows] == [
+        f"{record.hc:.1f} mm" for record in exam.records
+    ]
+    assert all(row[5] == "-" for row in report.measurements.rows)  # no image: no outer-to-inner
+    assert all("image not readable" in image.caption for image in report.images)
+    assert "file not found" in report.images[0].caption
+
+
 def test_pdf_text_holds_the_values_and_escapes_markup(tmp_path: Path) -> None:
     exam, reader = phantom_exam(tmp_path, [120.0, 130.0])
     exam.dating = Dating.from_ga(20)
