@@ -9,6 +9,7 @@ from .correction_log import (
     write_correction_log,
 )
 from .dating import ACOG_2017_MARGINS, Dating, DiscrepancyMargins, centile_text, ga_discrepancy
+from .exam_csv import write_exam_csv
 from .grouping import Exam, ExamBook, FrameKey, frame_key, group_into_exams, read_study_header
 from .values import DEFAULT_LIMIT, ParameterValue, choose_frames, exam_values
 
@@ -35,4 +36,5 @@ __all__ = [
     "read_study_header",
     "summarise",
     "write_correction_log",
+    "write_exam_csv",
 ]

@@ -21,7 +21,7 @@ from .dating import Dating
 FrameKey = tuple[str, int]  # (file, frame_index)
 
 DICOM_STUDY, FOLDER, USER = "dicom-study", "folder", "user"
-_IDENTIFIER_TAGS = ("StudyInstanceUID", "PatientID", "PatientName", "AccessionNumber")
+IDENTIFIER_TAGS = ("StudyInstanceUID", "PatientID", "PatientName", "AccessionNumber")
 
 
 def frame_key(record: MeasurementRecord) -> FrameKey:
@@ -62,7 +62,7 @@ def read_study_header(path: str | Path) -> StudyHeader | None:
     uid = str(getattr(dataset, "StudyInstanceUID", "") or "").strip()
     if not uid:
         return None
-    identifiers = {tag: str(getattr(dataset, tag, "") or "") for tag in _IDENTIFIER_TAGS}
+    identifiers = {tag: str(getattr(dataset, tag, "") or "") for tag in IDENTIFIER_TAGS}
     return StudyHeader(uid, _dicom_date(str(getattr(dataset, "StudyDate", "") or "")), identifiers)
 
 

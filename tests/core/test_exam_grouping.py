@@ -100,3 +100,21 @@ def test_a_linked_folder_keeps_the_name_the_user_opened(tmp_path: Path) -> None:
     (tmp_path / "patient_z").symlink_to(real, target_is_directory=True)
     (exam,) = group_into_exams([record(tmp_path / "patient_z" / "1.png")])
     assert exam.label == "patient_z"
+
+
+def test_exam_csv_holds_identifiers_only_when_asked(tmp_path: Path) -> None:
+    from hc_studio.core.exam.exam_csv import write_exam_csv
+
+    uid = generate_uid()
+    dicom = write_dicom_header(tmp_path / "s" / "a.dcm", uid, "Doe^Jane", "20250314")
+    book = group_into_exams([record(dicom), record(tmp_path / "=cmd" / "1.png")])
+    plain, full = tmp_path / "exams.csv", tmp_path / "exams_with_ids.csv"
+
+    assert write_exam_csv(book, plain) == 2
+    write_exam_csv(book, full, include_identifiers=True)
+
+    text = plain.read_text()
+    assert "Doe" not in text and uid not in text and "ID-Doe" not in text
+    assert "study-1,Study 1,dicom-study,2025-03-14" in text
+    assert ",'=cmd," in text  # a folder named like a formula is neutralised
+    assert "Doe^Jane" in full.read_text() and uid in full.read_text()
