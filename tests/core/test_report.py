@@ -160,3 +160,21 @@ def test_measure_report_holds_every_hc_of_the_csv(tiny_onnx_model, tmp_path: Pat
         pytest.skip("pdftotext (poppler-utils) not installed: checked with pypdf only")
     layout = subprocess.run(["pdftotext", str(first), "-"], capture_output=True, text=True)
     assert all(f"{r.hc:.1f}" in layout.stdout for r in records if "exam1" in r.file)
+
+
+def test_overlay_draws_the_ellipse_and_the_far_inner_caliper(tmp_path: Path) -> None:
+    from hc_studio.core.report.content import overlay_jpeg
+    from hc_studio.core.skull import bpd_outer_inner
+
+    exam, reader = phantom_exam(tmp_path, [120.0])
+    record = exam.records[0]
+    pixels = reader(record)
+    skull = bpd_outer_inner(pixels, record.ellipse_px, record.spacing)
+    image = cv2.imdecode(np.frombuffer(overlay_jpeg(pixels, record, skull), np.uint8), 1)
+    assert image.shape[:2] == pixels.shape
+    x, y = np.round(record.ellipse_px.points(8)[1]).astype(int)
+    blue, green, red = image[y, x].astype(int)
+    assert green > red + 60 and green > blue + 60  # the ellipse is drawn in green
+    x, y = np.round(np.array(skull.near_outer_xy) * 0.5 + np.array(skull.far_outer_xy) * 0.5)
+    blue, green, red = image[int(y), int(x)].astype(int)
+    assert blue > red + 60  # the outer-to-outer caliper (cyan) crosses the centre
