@@ -135,16 +135,16 @@ def run(args: argparse.Namespace) -> int:
                 masks.write(record, measured.prob.shape)
     finally:  # an interrupted batch still saves what was measured
         write_records_csv(records, args.out)
+    if args.hc18_out:
+        skipped = write_hc18_submission(records, args.hc18_out)
+        if skipped:
+            say(f"HC18 submission: {len(skipped)} frame(s) left out (no ellipse or no pixel size)")
     if args.report:
         from ..report import model_details, write_measure_reports
 
         details = model_details(engine)
         written = write_measure_reports(records, args.report, args.operator, details, args.ga_weeks)
         say("report: " + ", ".join(map(str, written)))
-    if args.hc18_out:
-        skipped = write_hc18_submission(records, args.hc18_out)
-        if skipped:
-            say(f"HC18 submission: {len(skipped)} frame(s) left out (no ellipse or no pixel size)")
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
         say(f"{record.file}{frame}: {record.status.removeprefix(ERROR_PREFIX)}")
