@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write each frame's fitted ellipse as a filled PNG mask into DIR",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PDF",
+        help="also write a printed report per exam (folder or DICOM study): PDF, PDF-2.pdf, ...",
+    )
+    parser.add_argument("--operator", default="", metavar="NAME", help="operator named in reports")
 
 
 def _progress_line(position: int, total: int, record) -> str:
@@ -140,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
         skipped = write_hc18_submission(records, args.hc18_out)
         if skipped:
             say(f"HC18 submission: {len(skipped)} frame(s) left out (no ellipse or no pixel size)")
+    if args.report:
+        from ..report import model_details, write_measure_reports
+
+        details = model_details(engine)
+        written = write_measure_reports(records, args.report, args.operator, details, args.ga_weeks)
+        say("report: " + ", ".join(map(str, written)))
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
         say(f"{record.file}{frame}: {record.status.removeprefix(ERROR_PREFIX)}")
