@@ -692,15 +692,17 @@ def output_cases() -> list[Case]:
         output_case("--masks-out is a file", masks_file, ["old.csv"], "old.csv"),
         output_case(
             "--out is the model",
-            lambda f: ["--model", str(_default_model()), "--out", str(_default_model())],
-            [],
+            model_copy_as_out,
+            ["model.onnx"],
             "--out",
         ),
     ]
 
 
-def _default_model() -> Path:
-    return next((REPO_ROOT / "models").glob("*.onnx"))
+def model_copy_as_out(folder: Path) -> list[str]:
+    """A copy of the shipped model given as both --model and --out (never the shipped file)."""
+    shutil.copyfile(next((REPO_ROOT / "models").glob("*.onnx")), folder / "model.onnx")
+    return ["--model", "model.onnx", "--out", "model.onnx"]
 
 
 # ----- interrupted batches ----------------------------------------------------------------------
