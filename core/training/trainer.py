@@ -49,7 +49,7 @@ from .distributed import (
 from .export_onnx import export_checkpoint
 from .method_api import Batch, Method, StepOutput, TrainContext, parse_config_overrides
 from .methods import canonical_name, load_method
-from .schedules import ema_update, poly_lr, rampup_iterations
+from .schedules import PolySchedule, ema_update, rampup_iterations
 from .stopping import StopSignal
 from .validation import ValidationScores, validate
 
@@ -175,6 +175,7 @@ class Trainer:
                     )
                 )
         self.uses_unlabelled = self.method.uses_unlabelled
+        self.lr_schedule = PolySchedule(s.lr, s.iterations, s.poly_power)
         ctx = TrainContext(
             student=self.student,
             teacher=self.teacher,
@@ -188,6 +189,7 @@ class Trainer:
             consistency=s.consistency,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            lr_schedule=self.lr_schedule,
         )
         self.method.setup(ctx)
         self.extra_modules = {
@@ -304,7 +306,7 @@ class Trainer:
 
     def _step(self, step: int) -> tuple[StepOutput, int]:
         """One optimisation step; returns the method's output and the images it consumed."""
-        lr = poly_lr(self.settings.lr, step, self.settings.iterations, self.settings.poly_power)
+        lr = self.lr_schedule(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = self._batch(step)

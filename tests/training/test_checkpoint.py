@@ -113,3 +113,10 @@ def test_resuming_from_a_checkpoint_of_another_architecture(tmp_path) -> None:
         wide.restore(state)
     with pytest.raises(CheckpointError, match=r"^init\.pt: its network does not fit"):
         narrow.load_weights(UNet(width=8).state_dict(), "init.pt")
+
+
+def test_the_trainer_hands_its_learning_rate_schedule_to_the_method(tmp_path) -> None:
+    trainer = _tiny_trainer(tmp_path, width=4)
+    assert trainer.method.ctx.lr_schedule is trainer.lr_schedule
+    assert trainer.lr_schedule.power == trainer.settings.poly_power
+    assert trainer.lr_schedule(0) == trainer.settings.lr
