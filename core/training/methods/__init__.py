@@ -54,7 +54,7 @@ REGISTRY: dict[str, MethodEntry] = {
         "c3s3",
         "C3S3",
         "C3S3: two competing networks, the winner's sharpened prediction teaches the loser; "
-        "contrastive selection at the boundary.",
+        "outcome-driven contrast over every pixel.",
     ),
     "transmedseg": MethodEntry(
         "transmedseg",
