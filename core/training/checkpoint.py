@@ -75,6 +75,22 @@ def load_checkpoint(path: str | Path) -> CheckpointState:
     return CheckpointState(state, path)
 
 
+def load_network(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(U-Net config, state_dict) of the network in checkpoint `path` (a training checkpoint or
+    a `hc-studio pretrain` encoder); raises CheckpointError naming the file when it holds none."""
+    state = load_checkpoint(path)
+    model = state.get("model")
+    if not (
+        isinstance(model, dict)
+        and isinstance(model.get("config"), dict)
+        and isinstance(model.get("state"), dict)
+    ):
+        raise CheckpointError(
+            f"{Path(path).name}: holds no network (an HC Studio checkpoint of another kind?)"
+        )
+    return dict(model["config"]), model["state"]
+
+
 def _load_failure(error: Exception) -> str:
     """Why `torch.load(..., weights_only=True)` failed, in our words (never torch's advice)."""
     if isinstance(error, FileNotFoundError):
@@ -83,7 +99,7 @@ def _load_failure(error: Exception) -> str:
         return "a folder, not a checkpoint file"
     if isinstance(error, OSError):
         return f"cannot be read ({error.strerror or type(error).__name__})"
-    if isinstance(error, pickle.UnpicklingError):
+    if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
         return (
             "holds Python objects besides tensors and plain values; it is refused because "
             "opening such a file can run code (HC Studio checkpoints never hold any)"

@@ -11,6 +11,7 @@ from hc_studio.core.training import checkpoint as checkpoint_module
 from hc_studio.core.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    load_network,
     load_network_state,
     save_checkpoint,
 )
@@ -46,14 +47,21 @@ def test_a_file_with_code_is_refused_without_torchs_advice(tmp_path, monkeypatch
 
     monkeypatch.setattr(checkpoint_module.torch, "load", spy)
     legacy = tmp_path / "legacy.pt"
-    legacy.write_bytes(pickle.dumps({"a": fractions.Fraction(1, 3)}))  # an old-style pickle
+    legacy.write_bytes(pickle.dumps({"a": fractions.Fraction(1, 3)}))  # a plain pickle
     objects = tmp_path / "objects.pt"
     torch.save({"format": "hc-studio-checkpoint", "x": fractions.Fraction(1, 3)}, objects)
-    for path in (legacy, objects):
+    text = tmp_path / "text.pt"
+    text.write_text("not a checkpoint\n")
+    expected = {
+        legacy: "not a checkpoint file",
+        objects: "holds Python objects",
+        text: "not a checkpoint file",
+    }
+    for path, reason in expected.items():
         with pytest.raises(CheckpointError) as raised:
             load_checkpoint(path)
         message = str(raised.value)
-        assert message.startswith(f"{path.name}: holds Python objects")
+        assert message.startswith(f"{path.name}: {reason}")
         assert "weights_only" not in message and "trust" not in message
     assert calls and all(flag is True for flag in calls)
 
@@ -120,3 +128,12 @@ def test_the_trainer_hands_its_learning_rate_schedule_to_the_method(tmp_path) ->
     assert trainer.method.ctx.lr_schedule is trainer.lr_schedule
     assert trainer.lr_schedule.power == trainer.settings.poly_power
     assert trainer.lr_schedule(0) == trainer.settings.lr
+
+
+def test_load_network_names_a_checkpoint_without_one(tmp_path) -> None:
+    _good(tmp_path / "good.pt")
+    config, state = load_network(tmp_path / "good.pt")
+    assert config == {} and "inc.0.weight" in state
+    save_checkpoint(tmp_path / "other.pt", {"iteration": 3})
+    with pytest.raises(CheckpointError, match=r"^other\.pt: holds no network"):
+        load_network(tmp_path / "other.pt")
