@@ -272,7 +272,8 @@ def _broken_links(folder: Path, recursive: bool = False) -> list[ImportProblem]:
     """Symbolic links in `folder` that lead nowhere (a missing target or a loop), one problem
     each: the listings below skip what is not a readable file, and these are worth a word.
 
-    Hidden names are left out, like everywhere else; links to folders are never followed.
+    Hidden names are left out (the frame listing skips them too); links to folders are never
+    followed.
     """
     problems = []
     for root, dirs, files in os.walk(folder) if recursive else [(folder, [], _names(folder))]:
@@ -296,12 +297,12 @@ def _names(folder: Path) -> list[str]:
 
 def _link_problem(path: Path, error: OSError) -> str:
     if error.errno == errno.ELOOP:
-        return "skipped: symbolic link loop"
+        return "symbolic link loop"
     try:
         target = os.readlink(path)
     except OSError:
         target = "?"
-    return f"skipped: broken symbolic link (its target {target} does not exist)"
+    return f"broken symbolic link (its target {target} does not exist)"
 
 
 def detect_layout(folder: Path) -> str:
