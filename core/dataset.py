@@ -13,7 +13,9 @@ Problems with single files never stop an import: they are collected as `ImportPr
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,6 +268,43 @@ def _is_hc18_annotation(path: Path) -> bool:
     return path.stem.lower().endswith(HC18_ANNOTATION_SUFFIX.lower())
 
 
+def _broken_links(folder: Path, recursive: bool = False) -> list[ImportProblem]:
+    """Symbolic links in `folder` that lead nowhere (a missing target or a loop), one problem
+    each: the listings below skip what is not a readable file, and these are worth a word.
+
+    Hidden names are left out (the frame listing skips them too); links to folders are never
+    followed.
+    """
+    problems = []
+    for root, dirs, files in os.walk(folder) if recursive else [(folder, [], _names(folder))]:
+        for name in sorted(files) + sorted(dirs):
+            path = Path(root) / name
+            if name.startswith(".") or not path.is_symlink():
+                continue
+            try:
+                path.stat()
+            except OSError as error:
+                problems.append(ImportProblem(path, _link_problem(path, error)))
+    return problems
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _link_problem(path: Path, error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return f"broken symbolic link (its target {target} does not exist)"
+
+
 def detect_layout(folder: Path) -> str:
     """ "images-masks" when `images/` and `masks/` exist, "hc18" when the folder holds
     `*_Annotation.png` files; DatasetLayoutError otherwise."""
@@ -303,6 +342,7 @@ def _find_pixel_csv(folder: Path, image_names: list[str]) -> Path | None:
 
 
 def _hc18_pairs(folder: Path, problems: list[ImportProblem]) -> list[tuple[Path, Path]]:
+    problems += _broken_links(folder)
     pngs = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() == ".png")
     annotations = {p.stem.lower(): p for p in pngs if _is_hc18_annotation(p)}
     pairs = []
@@ -334,6 +374,7 @@ def _by_stem(paths: list[Path], what: str, problems: list[ImportProblem]) -> dic
 
 
 def _images_masks_pairs(folder: Path, problems: list[ImportProblem]) -> list[tuple[Path, Path]]:
+    problems += _broken_links(folder / "images") + _broken_links(folder / "masks")
     images = _by_stem(
         [p for p in find_frame_files([folder / "images"]) if p.parent == folder / "images"],
         "images",
@@ -468,7 +509,7 @@ def import_unlabelled_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetLayoutError(f"{folder.name}: not a folder")
-    problems: list[ImportProblem] = []
+    problems: list[ImportProblem] = _broken_links(folder, recursive=True)
     files = [
         p for p in find_frame_files([folder]) if "masks" not in p.relative_to(folder).parts[:-1]
     ]

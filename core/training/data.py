@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,7 +217,7 @@ def prepare_data(
     """
     key = cache_key(options)
     if cache_path is not None:
-        cached = load_cache(cache_path, key)
+        cached = load_cache(cache_path, key, status, tuple(options.image_size))
         if cached is not None:
             status(f"loaded {sum(cached.counts().values())} cached frames")
             return cached
@@ -301,7 +302,15 @@ def folder_fingerprint(folder: Path | None) -> list[tuple[str, int, int]]:
     for root, _dirs, files in os.walk(folder):
         for name in files:
             path = Path(root) / name
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except OSError:
+                # A broken link or a link loop: listed as the link itself (the import reports
+                # it), so that mending it changes the key.
+                try:
+                    stat = path.lstat()
+                except OSError:
+                    continue  # removed while listing
             listing.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
     return sorted(listing)
 
@@ -341,29 +350,68 @@ def save_cache(path: Path, key: str, data: PreparedData) -> None:
         np.savez(handle, **arrays)
 
 
-def load_cache(path: Path, key: str) -> PreparedData | None:
-    """The prepared data saved at `path` if it was saved under `key`, else None."""
+class _DamagedCache(ValueError):
+    """The cache file is readable as a whole but its content is inconsistent."""
+
+
+def load_cache(
+    path: Path,
+    key: str,
+    status: StatusCallback = lambda message: None,
+    image_size: tuple[int, int] | None = None,
+) -> PreparedData | None:
+    """The prepared data saved at `path` if it was saved under `key`, else None.
+
+    A damaged cache (truncated or not a zip file, entries missing, arrays of the wrong shape or
+    type) is reported through `status` and None is returned, so that it is rebuilt.
+    """
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))
+            if not isinstance(meta, dict):
+                raise _DamagedCache("its description is not a JSON object")
             if meta.get("key") != key:
-                return None
-            sets = {}
-            for name in _SETS:
-                masks_name = f"{name}_masks"
-                sets[name] = FrameSet(
-                    torch.from_numpy(archive[f"{name}_images"].copy()),
-                    torch.from_numpy(archive[masks_name].copy())
-                    if masks_name in archive.files
-                    else None,
-                    [FrameInfo.from_json(info) for info in meta[f"{name}_infos"]],
-                )
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged cache is rebuilt
-    problems = [ImportProblem(Path(p), problem) for p, problem in meta["problems"]]
+                return None  # another run's data or options: rebuilt without a word
+            sets = {name: _cached_set(archive, meta, name, image_size) for name in _SETS}
+            problems = [ImportProblem(Path(p), problem) for p, problem in meta["problems"]]
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
+        status(f"{path.name}: damaged frame cache ({_cache_damage(error)}); rebuilding it")
+        return None
     return PreparedData(**sets, problems=problems)
+
+
+def _cached_set(
+    archive: Any, meta: dict[str, Any], name: str, image_size: tuple[int, int] | None
+) -> FrameSet:
+    """One frame set of an open cache archive, its arrays checked against its frame list."""
+    images = archive[f"{name}_images"]
+    infos = [FrameInfo.from_json(info) for info in meta[f"{name}_infos"]]
+    size = tuple(image_size) if image_size is not None else tuple(images.shape[2:])
+    expected = (len(infos), 1, *size)
+    if images.dtype != np.uint8 or images.shape != expected:
+        raise _DamagedCache(f"{name} images are {images.dtype} {images.shape}, not {expected}")
+    masks = None
+    masks_name = f"{name}_masks"
+    if masks_name in archive.files:
+        masks = archive[masks_name]
+        if masks.dtype != np.uint8 or masks.shape != expected:
+            raise _DamagedCache(f"{name} masks are {masks.dtype} {masks.shape}, not {expected}")
+        masks = torch.from_numpy(masks.copy())
+    elif name != "unlabelled":
+        raise _DamagedCache(f"no {masks_name}")
+    return FrameSet(torch.from_numpy(images.copy()), masks, infos)
+
+
+def _cache_damage(error: Exception) -> str:
+    if isinstance(error, zipfile.BadZipFile | EOFError):
+        return "truncated or not a cache file"
+    if isinstance(error, KeyError):
+        return f"no {error.args[0] if error.args else 'entry'}"
+    if isinstance(error, OSError):
+        return error.strerror or type(error).__name__
+    return str(error) or type(error).__name__
 
 
 # ---------------------------------------------------------------- sampling

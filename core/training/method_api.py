@@ -1,7 +1,9 @@
 """The protocol a semi-supervised method implements; the trainer does everything else.
 
-A method is one small module under `core/training/methods/`: a `Method` subclass with a name, a
-one-line description, a frozen `Config` dataclass and a `training_step`. The trainer owns the
+A method is one small module under `core/training/methods/`: a `Method` subclass with a name
+(its one-line description comes from the registry entry of that name), a frozen `Config`
+dataclass and a `training_step`; `methods/teacher_student.py` and `methods/two_network.py` give
+the bases that methods with an EMA teacher or a partner network share. The trainer owns the
 loop, the labelled and unlabelled streams, the supervised warm-up, the learning-rate schedule, the
 EMA teacher, validation, checkpoints, events, stop handling and seeding.
 
@@ -25,6 +27,9 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from .methods import method_description
+from .schedules import PolySchedule
 
 
 @dataclass
@@ -65,6 +70,8 @@ class TrainContext:
     total_iterations: length of the run; warmup_iterations: leading supervised-only steps.
     rampup_iterations: length of the sigmoid ramp-up that follows the warm-up.
     consistency: the maximum unsupervised weight (`consistency_weight` reaches it after the ramp).
+    lr_schedule: the trainer's learning-rate schedule (the same object sets the optimiser's
+        rate); when not given, the trainer's default poly schedule over `total_iterations`.
     """
 
     student: nn.Module
@@ -77,6 +84,11 @@ class TrainContext:
     consistency: float = 0.1
     rank: int = 0
     world_size: int = 1
+    lr_schedule: PolySchedule | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule is None:
+            self.lr_schedule = PolySchedule(0.01, self.total_iterations)
 
     def rampup(self, step: int) -> float:
         """0 during the warm-up, then the sigmoid ramp exp(-5 (1 - t)^2) up to 1 (Laine & Aila)."""
@@ -114,10 +126,18 @@ class Method(ABC):
     """
 
     name: ClassVar[str]
-    description: ClassVar[str]  # one line, shown in the GUI
+    # One line, shown in the GUI; kept once, in the torch-free registry (`methods/__init__.py`),
+    # and filled in here from the registered `name`.
+    description: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     needs_teacher: ClassVar[bool] = False
     uses_unlabelled: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None:
+            cls.description = method_description(name)
 
     def __init__(self, config: Any = None) -> None:
         self.config = self.Config() if config is None else config

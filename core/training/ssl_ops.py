@@ -1,4 +1,5 @@
-"""Pieces shared by several semi-supervised methods (CAD, M3HL, C3S3, TransMedSeg).
+"""Tensor pieces shared by several semi-supervised methods (CAD, M3HL, TransMedSeg, the
+teacher-student base).
 
 Shapes follow `method_api`: images, masks and probabilities are `(B, 1, H, W)`; networks return
 logits of that shape. Nothing here draws random numbers from anything but torch's global
@@ -10,10 +11,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .losses import supervised_loss
-from .method_api import Batch, StepOutput, TrainContext
+from .method_api import TrainContext
 
 
 def post_warmup_progress(ctx: TrainContext, step: int) -> float:
@@ -45,33 +45,3 @@ def largest_component(masks: Tensor) -> Tensor:
             biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
             kept[index, 0] = labels == biggest
     return torch.from_numpy(kept).to(masks.device)
-
-
-def build_partner(student: nn.Module, device: torch.device, flip_dilation: bool = False):
-    """A second U-Net with the student's configuration and its own random initialisation.
-
-    flip_dilation: give the partner the other bottleneck (dilated vs plain), a cheap way of
-    making the two networks differ in architecture, as methods with heterogeneous sub-networks
-    ask. Needs a student with the `UNet.config` dict.
-    """
-    from hc_studio.models.unet import build_unet
-
-    config = getattr(student, "config", None)
-    if not isinstance(config, dict):
-        raise TypeError("this method needs a U-Net student (with a `config` dict)")
-    config = dict(config)
-    if flip_dilation:
-        config["dilated_bottleneck"] = not config.get("dilated_bottleneck", False)
-    return build_unet(config).to(device)
-
-
-def two_network_warmup(student: nn.Module, partner: nn.Module, batch: Batch) -> StepOutput:
-    """Supervised warm-up of two networks at once: the sum of their BCE + Dice losses.
-
-    Both networks start the semi-supervised phase trained, so neither hands the other
-    pseudo-labels from a random initialisation.
-    """
-    student_loss = supervised_loss(student(batch.labelled_images), batch.labelled_masks)
-    partner_loss = supervised_loss(partner(batch.labelled_images), batch.labelled_masks)
-    scalars = {"sup": float(student_loss.detach()), "sup_partner": float(partner_loss.detach())}
-    return StepOutput(student_loss + partner_loss, scalars)

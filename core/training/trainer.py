@@ -29,7 +29,13 @@ from torch import nn
 
 from ..events import Checkpoint, Done, EventSink, Progress, Status, Validation
 from .augment import augment
-from .checkpoint import capture_rng, restore_rng, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    capture_rng,
+    load_network_state,
+    restore_rng,
+    save_checkpoint,
+)
 from .data import FrameSet, InfiniteSampler, PreparedData, as_float
 from .distributed import (
     DistInfo,
@@ -43,7 +49,7 @@ from .distributed import (
 from .export_onnx import export_checkpoint
 from .method_api import Batch, Method, StepOutput, TrainContext, parse_config_overrides
 from .methods import canonical_name, load_method
-from .schedules import ema_update, poly_lr, rampup_iterations
+from .schedules import PolySchedule, ema_update, rampup_iterations
 from .stopping import StopSignal
 from .validation import ValidationScores, validate
 
@@ -169,6 +175,7 @@ class Trainer:
                     )
                 )
         self.uses_unlabelled = self.method.uses_unlabelled
+        self.lr_schedule = PolySchedule(s.lr, s.iterations, s.poly_power)
         ctx = TrainContext(
             student=self.student,
             teacher=self.teacher,
@@ -182,6 +189,7 @@ class Trainer:
             consistency=s.consistency,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            lr_schedule=self.lr_schedule,
         )
         self.method.setup(ctx)
         self.extra_modules = {
@@ -231,19 +239,37 @@ class Trainer:
 
     # ------------------------------------------------------------ resume / init
 
-    def load_weights(self, state: dict[str, Any]) -> None:
-        """Initialise the student (and teacher) from a network state_dict (`--init`)."""
-        self.student.load_state_dict(state)
+    def load_weights(self, state: dict[str, Any], source: str | Path = "--init") -> None:
+        """Initialise the student (and teacher) from a network state_dict (`--init`).
+
+        Raises CheckpointError naming `source` when the weights do not fit the network.
+        """
+        load_network_state(self.student, state, source)
         if self.teacher is not None:
             self.teacher.load_state_dict(state)
 
-    def restore(self, checkpoint: dict[str, Any]) -> None:
-        """Continue from a checkpoint of this run (`--resume`)."""
-        self.student.load_state_dict(checkpoint["model"]["state"])
+    def restore(self, checkpoint: dict[str, Any], source: str | Path | None = None) -> None:
+        """Continue from a checkpoint of this run (`--resume`).
+
+        Raises CheckpointError naming the file (`source`, else the path `load_checkpoint`
+        kept) when the checkpoint lacks a part or its networks do not fit this run's.
+        """
+        name = Path(source or getattr(checkpoint, "path", "the checkpoint")).name
+        try:
+            self._restore(checkpoint, name)
+        except CheckpointError:
+            raise
+        except KeyError as error:
+            raise CheckpointError(f"{name}: incomplete checkpoint (no {error} entry)") from None
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{name}: does not fit this run ({error})") from None
+
+    def _restore(self, checkpoint: dict[str, Any], name: str) -> None:
+        load_network_state(self.student, checkpoint["model"]["state"], name)
         if self.teacher is not None:
-            self.teacher.load_state_dict(checkpoint["teacher"])
-        for name, module in self.extra_modules.items():
-            module.load_state_dict(checkpoint["extra_modules"][name])
+            load_network_state(self.teacher, checkpoint["teacher"], name, "teacher")
+        for module_name, module in self.extra_modules.items():
+            load_network_state(module, checkpoint["extra_modules"][module_name], name, module_name)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.method.load_state_dict(checkpoint["method"]["state"])
         self.labelled_sampler.load_state_dict(checkpoint["samplers"]["labelled"])
@@ -280,7 +306,7 @@ class Trainer:
 
     def _step(self, step: int) -> tuple[StepOutput, int]:
         """One optimisation step; returns the method's output and the images it consumed."""
-        lr = poly_lr(self.settings.lr, step, self.settings.iterations, self.settings.poly_power)
+        lr = self.lr_schedule(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = self._batch(step)

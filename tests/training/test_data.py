@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hc_studio.core.dataset import import_labelled_folder, import_unlabelled_folder
 from hc_studio.core.ellipse import Ellipse, rasterize_ellipse
 from hc_studio.core.training.augment import AugmentConfig, augment
 from hc_studio.core.training.data import (
@@ -104,3 +105,70 @@ def test_augment_moves_image_and_mask_together_and_keeps_masks_binary() -> None:
     assert not torch.equal(out_masks, masks)  # something moved
     repeat = augment(images, masks, torch.Generator().manual_seed(0), config)
     assert torch.equal(repeat[0], out_images)
+
+
+def _with_bad_links(phantom_labelled, tmp_path):
+    """A copy of the labelled folder plus a symbolic link loop and a dangling link."""
+    folder = tmp_path / "labelled"
+    shutil.copytree(phantom_labelled, folder)
+    (folder / "loop_a.png").symlink_to("loop_b.png")
+    (folder / "loop_b.png").symlink_to("loop_a.png")
+    (folder / "011_HC.png").symlink_to("moved_away.png")
+    return folder
+
+
+def test_symlink_loops_and_dangling_links_are_reported_and_skipped(phantom_labelled, tmp_path):
+    folder = _with_bad_links(phantom_labelled, tmp_path)
+    imported = import_labelled_folder(folder, load_pixels=False)
+    problems = {p.path.name: p.problem for p in imported.problems}
+    assert problems["loop_a.png"] == problems["loop_b.png"] == "symbolic link loop"
+    assert "broken symbolic link" in problems["011_HC.png"]
+    assert "moved_away.png" in problems["011_HC.png"]
+    assert len(imported.pairs) == 10
+    unlabelled = import_unlabelled_folder(folder, load_pixels=False)
+    assert {p.path.name for p in unlabelled.problems} == {"loop_a.png", "loop_b.png", "011_HC.png"}
+    data = prepare_data(DataOptions(labelled_dir=folder, image_size=(32, 48)), tmp_path / "c.npz")
+    assert data.counts()["labelled"] + data.counts()["validation"] == 10
+    assert data.counts()["skipped"] == 3
+
+
+def _damage_truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _damage_keys(path) -> None:
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files if k != "labelled_images"}
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _damage_shapes(path) -> None:
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["labelled_masks"] = arrays["labelled_masks"][:, :, :5]
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_damage_truncate, "truncated"),
+        (_damage_keys, "no labelled_images"),
+        (_damage_shapes, "labelled masks are uint8"),
+    ],
+)
+def test_a_damaged_cache_is_reported_and_rebuilt(phantom_labelled, tmp_path, damage, reason):
+    options = DataOptions(labelled_dir=phantom_labelled, image_size=(32, 48))
+    cache = tmp_path / "cache.npz"
+    first = prepare_data(options, cache)
+    damage(cache)
+    statuses = []
+    rebuilt = prepare_data(options, cache, statuses.append)
+    assert statuses[0].startswith("cache.npz: damaged frame cache")
+    assert reason in statuses[0] and statuses[0].endswith("rebuilding it")
+    assert torch.equal(rebuilt.labelled.images, first.labelled.images)
+    statuses.clear()
+    prepare_data(options, cache, statuses.append)  # the rebuilt cache is whole again
+    assert statuses[0].startswith("loaded")

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 from hc_studio.core.ellipse import Ellipse
-from hc_studio.core.training import ersr_ops as ops
 from hc_studio.core.training.method_api import Batch, TrainContext
-from hc_studio.core.training.methods.ersr import ERSR, ERSRConfig
+from hc_studio.core.training.methods.ersr import ERSR, ERSRConfig, losses
 from hc_studio.models.unet import UNet
 from torch import nn
 
@@ -176,7 +175,7 @@ def test_warmup_uses_the_ersr_supervised_loss() -> None:
     batch = make_batch()
     output = method.warmup_step(batch, 0)
     with torch.no_grad():
-        expected = ops.ersr_supervised_loss(
+        expected = losses.ersr_supervised_loss(
             method.ctx.student(batch.labelled_images), batch.labelled_masks
         )
     assert float(output.loss.detach()) == pytest.approx(float(expected), rel=1e-5)

@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hc_studio.core.ellipse import Ellipse
-from hc_studio.core.training import ersr_ops as ops
+from hc_studio.core.training.methods.ersr import filtering, losses, refinement, symmetry
 
 HEIGHT, WIDTH = 80, 112
 
 
 def ellipse_map(ellipse: Ellipse, shape: tuple[int, int] = (HEIGHT, WIDTH)) -> torch.Tensor:
     """(1, 1, H, W) float {0, 1}: pixel centres inside `ellipse`."""
-    cols, rows = ops.pixel_grid(*shape, "cpu")
+    cols, rows = refinement.pixel_grid(*shape, "cpu")
     return (ellipse.normalised_radius_sq(cols, rows) <= 1).float()[None, None]
 
 
@@ -43,14 +43,14 @@ def test_focal_loss_with_gamma_zero_is_bce() -> None:
     logits = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     target = (logits > 0.3).float()
     bce = F.binary_cross_entropy_with_logits(logits, target)
-    assert torch.isclose(ops.focal_loss(logits, target, gamma=0.0), bce)
-    assert ops.focal_loss(logits, target) < bce  # gamma 2 down-weights the easy pixels
+    assert torch.isclose(losses.focal_loss(logits, target, gamma=0.0), bce)
+    assert losses.focal_loss(logits, target) < bce  # gamma 2 down-weights the easy pixels
 
 
 def test_supervised_loss_is_small_for_a_confident_right_answer() -> None:
     target = ellipse_map(HEAD)
-    right = ops.ersr_supervised_loss((target * 2 - 1) * 20, target)
-    wrong = ops.ersr_supervised_loss((1 - 2 * target) * 20, target)
+    right = losses.ersr_supervised_loss((target * 2 - 1) * 20, target)
+    wrong = losses.ersr_supervised_loss((1 - 2 * target) * 20, target)
     assert right < 1e-3 < 1.0 < wrong
 
 
@@ -59,7 +59,7 @@ def test_supervised_loss_is_small_for_a_confident_right_answer() -> None:
 
 def test_both_scores_prefer_the_regular_ellipse_over_a_ragged_one() -> None:
     maps = torch.cat([ragged(ellipse_map(HEAD), seed=1), ellipse_map(HEAD)])
-    boundary, regularity = ops.boundary_scores(maps), ops.regularity_scores(maps)
+    boundary, regularity = filtering.boundary_scores(maps), filtering.regularity_scores(maps)
     assert boundary[1] < boundary[0] and regularity[1] < regularity[0]
 
 
@@ -68,26 +68,26 @@ def test_filter_keeps_the_regular_predictions_and_ranks_an_empty_map_last() -> N
     regular = [ellipse_map(e) * 0.95 for e in heads]
     maps = torch.cat([ragged(regular[0], 1), regular[1], ragged(regular[2], 2), regular[3]])
     maps = torch.cat([maps, torch.zeros(1, 1, HEIGHT, WIDTH)])
-    kept = ops.select_reliable(maps, count=2)
+    kept = filtering.select_reliable(maps, count=2)
     assert sorted(kept.tolist()) == [1, 3]
-    assert ops.select_reliable(maps, count=5)[-1].item() == 4
-    assert math.isinf(float(ops.quality_scores(maps)[4]))
+    assert filtering.select_reliable(maps, count=5)[-1].item() == 4
+    assert math.isinf(float(filtering.quality_scores(maps)[4]))
 
 
 def test_kept_fraction_grows_from_half_to_all_with_the_ramp() -> None:
-    assert ops.kept_fraction(0.0) == 0.5 and ops.kept_fraction(1.0) == 1.0
-    assert ops.kept_fraction(0.5) == pytest.approx(0.75)
-    assert [ops.keep_count(8, f) for f in (0.5, 0.6, 0.75, 0.99, 1.0)] == [4, 4, 6, 7, 8]
+    assert filtering.kept_fraction(0.0) == 0.5 and filtering.kept_fraction(1.0) == 1.0
+    assert filtering.kept_fraction(0.5) == pytest.approx(0.75)
+    assert [filtering.keep_count(8, f) for f in (0.5, 0.6, 0.75, 0.99, 1.0)] == [4, 4, 6, 7, 8]
 
 
 def test_a_small_batch_keeps_at_least_three_quarters() -> None:
-    assert [ops.keep_count(b, 0.5) for b in (1, 2, 3, 4)] == [1, 2, 3, 2]
+    assert [filtering.keep_count(b, 0.5) for b in (1, 2, 3, 4)] == [1, 2, 3, 2]
 
 
 def test_distance_transform_is_euclidean() -> None:
     mask = torch.zeros(1, 1, 21, 21)
     mask[..., 5:16, 5:16] = 1
-    distances = ops.distance_transforms(mask > 0.5)
+    distances = filtering.distance_transforms(mask > 0.5)
     assert float(distances[0, 0, 10, 10]) == pytest.approx(6.0, abs=1e-3)
     assert float(distances[0, 0, 0, 0]) == 0.0
 
@@ -96,7 +96,7 @@ def test_distance_transform_is_euclidean() -> None:
 
 
 def test_fitted_ellipse_matches_the_drawn_one() -> None:
-    fitted = ops.fit_head_ellipse(ellipse_map(HEAD)[0, 0].numpy().astype(np.float64))
+    fitted = refinement.fit_head_ellipse(ellipse_map(HEAD)[0, 0].numpy().astype(np.float64))
     assert fitted is not None
     assert (fitted.cx, fitted.cy) == pytest.approx((HEAD.cx, HEAD.cy), abs=0.3)
     assert (fitted.a, fitted.b) == pytest.approx((HEAD.a, HEAD.b), abs=0.8)
@@ -108,7 +108,7 @@ def test_refinement_fills_a_hole_and_suppresses_a_distant_blob() -> None:
     prob[..., 36:45, 52:61] = 0.2  # a hole in the middle of the head
     far = Ellipse.normalised(8, 8, 5, 5, 0.0)  # a bright blob in the corner, far outside
     prob = torch.maximum(prob, ellipse_map(far) * 0.95)
-    result = ops.refine_pseudo_labels(prob)
+    result = refinement.refine_pseudo_labels(prob)
     label = result.pseudo_label[0, 0]
     assert label[36:45, 52:61].all(), "the hole is not filled"
     assert not label[4:13, 4:13].any(), "the distant blob survived"
@@ -119,7 +119,7 @@ def test_refinement_fills_a_hole_and_suppresses_a_distant_blob() -> None:
 def test_without_the_ellipse_switch_the_pseudo_label_is_the_thresholded_map() -> None:
     prob = ellipse_map(HEAD) * 0.9
     prob[..., 36:45, 52:61] = 0.2
-    result = ops.refine_pseudo_labels(prob, use_ellipse=False)
+    result = refinement.refine_pseudo_labels(prob, use_ellipse=False)
     assert torch.equal(result.pseudo_label, (prob > 0.6).float())
     assert result.ellipses[0] is not None  # still fitted: the symmetry step needs the axis
 
@@ -127,7 +127,7 @@ def test_without_the_ellipse_switch_the_pseudo_label_is_the_thresholded_map() ->
 def test_a_map_without_a_fittable_ellipse_is_only_thresholded() -> None:
     prob = torch.full((2, 1, HEIGHT, WIDTH), 0.3)
     prob[1, 0, 10, 10:13] = 0.9  # three pixels: too few contour points for an ellipse
-    result = ops.refine_pseudo_labels(prob)
+    result = refinement.refine_pseudo_labels(prob)
     assert result.ellipses == [None, None]
     assert torch.equal(result.pseudo_label, (prob > 0.6).float())
 
@@ -137,18 +137,19 @@ def test_a_map_without_a_fittable_ellipse_is_only_thresholded() -> None:
 
 def test_reflecting_a_symmetric_ellipse_about_its_axis_maps_it_onto_itself() -> None:
     head = ellipse_map(HEAD)
-    axes = ops.axis_parameters([HEAD])
-    assert iou(ops.reflect(head, axes), head) > 0.95
+    axes = symmetry.axis_parameters([HEAD])
+    assert iou(symmetry.reflect(head, axes), head) > 0.95
 
 
 def test_reflection_is_an_involution() -> None:
     generator = torch.Generator().manual_seed(3)
     smooth = F.avg_pool2d(torch.rand(1, 1, HEIGHT, WIDTH, generator=generator), 5, 1, 2)
-    axes = ops.axis_parameters([HEAD])
-    twice = ops.reflect(ops.reflect(smooth, axes), axes)
+    axes = symmetry.axis_parameters([HEAD])
+    twice = symmetry.reflect(symmetry.reflect(smooth, axes), axes)
     interior = ellipse_map(Ellipse.normalised(HEAD.cx, HEAD.cy, 30, 30, 0.0)) > 0.5
     assert (twice - smooth)[interior].abs().max() < 0.05
-    assert iou(ops.reflect(ops.reflect(ellipse_map(HEAD), axes), axes), ellipse_map(HEAD)) > 0.95
+    reflected_twice = symmetry.reflect(symmetry.reflect(ellipse_map(HEAD), axes), axes)
+    assert iou(reflected_twice, ellipse_map(HEAD)) > 0.95
 
 
 def test_reflection_is_about_the_major_axis() -> None:
@@ -160,7 +161,7 @@ def test_reflection_is_about_the_major_axis() -> None:
     dot = torch.zeros(1, 1, HEIGHT, WIDTH)
     col, row = np.round(source).astype(int)
     dot[0, 0, row - 1 : row + 2, col - 1 : col + 2] = 1
-    reflected = ops.reflect(dot, ops.axis_parameters([HEAD]))[0, 0]
+    reflected = symmetry.reflect(dot, symmetry.axis_parameters([HEAD]))[0, 0]
     rows, cols = torch.meshgrid(torch.arange(HEIGHT), torch.arange(WIDTH), indexing="ij")
     weight = float(reflected.sum())
     centroid = np.array([float((cols * reflected).sum()), float((rows * reflected).sum())]) / weight
@@ -169,58 +170,59 @@ def test_reflection_is_about_the_major_axis() -> None:
 
 def test_reflection_passes_gradients_to_its_input() -> None:
     maps = torch.rand(2, 1, HEIGHT, WIDTH, requires_grad=True)
-    ops.reflect(maps, ops.axis_parameters([HEAD, HEAD])).sum().backward()
+    symmetry.reflect(maps, symmetry.axis_parameters([HEAD, HEAD])).sum().backward()
     assert maps.grad is not None and maps.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("angle", [0.0, math.pi / 2, 0.6])
 def test_composites_are_symmetric_about_the_axis(angle: float) -> None:
     head = Ellipse.normalised(56.0, 40.0, 34.0, 26.0, angle)  # centred on a pixel centre
-    axes = ops.axis_parameters([head])
+    axes = symmetry.axis_parameters([head])
     noise = torch.rand(1, 1, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(4))
     image = F.avg_pool2d(noise, 7, 1, 3)  # smooth, so that off-grid interpolation is accurate
-    composites = ops.mirrored_composites(image, axes)
+    composites = symmetry.mirrored_composites(image, axes)
     assert composites.shape == (2, 1, HEIGHT, WIDTH)
-    mirrored = ops.reflect(composites, torch.cat([axes, axes]))
+    mirrored = symmetry.reflect(composites, torch.cat([axes, axes]))
     interior = ellipse_map(head).expand(2, 1, HEIGHT, WIDTH) > 0.5
     asymmetry = (mirrored - composites)[interior].abs()
     if angle in (0.0, math.pi / 2):  # the reflection maps pixel centres onto pixel centres
         assert asymmetry.max() < 1e-5
     else:  # off the pixel grid bilinear interpolation blurs: compare with the original image
-        original = (ops.reflect(image, axes) - image)[interior[:1]].abs()
+        original = (symmetry.reflect(image, axes) - image)[interior[:1]].abs()
         assert asymmetry.mean() < 0.2 * original.mean()
     # Each composite keeps its own side of the original image unchanged.
-    side_one, side_two = ops.axis_sides(axes, HEIGHT, WIDTH)
+    side_one, side_two = symmetry.axis_sides(axes, HEIGHT, WIDTH)
     assert torch.equal(composites[0][side_one[0] > 0], image[0][side_one[0] > 0])
     assert torch.equal(composites[1][side_two[0] > 0], image[0][side_two[0] > 0])
 
 
 def test_mirror_loss_is_zero_for_a_symmetric_map_and_not_for_a_lopsided_one() -> None:
     head = Ellipse.normalised(56.0, 40.0, 34.0, 26.0, 0.0)
-    axes = ops.axis_parameters([head])
+    axes = symmetry.axis_parameters([head])
     symmetric = ellipse_map(head)
     lopsided = symmetric.clone()
     lopsided[..., :40, :] *= 0.3
-    assert float(ops.mirror_loss(symmetric, axes)) < 1e-8
-    assert float(ops.mirror_loss(lopsided, axes)) > 1e-3
+    assert float(symmetry.mirror_loss(symmetric, axes)) < 1e-8
+    assert float(symmetry.mirror_loss(lopsided, axes)) > 1e-3
 
 
 def test_perturbation_only_changes_pixels_inside_the_mask() -> None:
     torch.manual_seed(5)
     images = torch.rand(3, 1, HEIGHT, WIDTH) * 0.8 + 0.1
     mask = ellipse_map(HEAD).expand(3, 1, HEIGHT, WIDTH)
-    always = ops.PerturbConfig(prob=1.0)
-    out = ops.perturb_inside(images, mask, always)
+    always = symmetry.PerturbConfig(prob=1.0)
+    out = symmetry.perturb_inside(images, mask, always)
     outside = mask < 0.5
     assert torch.equal(out[outside], images[outside])
     assert (out - images)[~outside].abs().mean() > 0.01
-    assert torch.equal(ops.perturb_inside(images, mask, ops.PerturbConfig(prob=0.0)), images)
+    never = symmetry.PerturbConfig(prob=0.0)
+    assert torch.equal(symmetry.perturb_inside(images, mask, never), images)
 
 
 def test_each_perturbation_fires_with_its_probability() -> None:
     torch.manual_seed(6)
     images = torch.rand(400, 1, 8, 8) * 0.8 + 0.1
-    out = ops.perturb_inside(images, torch.ones_like(images), ops.PerturbConfig(prob=0.2))
+    out = symmetry.perturb_inside(images, torch.ones_like(images), symmetry.PerturbConfig(prob=0.2))
     changed = (out != images).flatten(1).any(dim=1).float().mean()
     assert float(changed) == pytest.approx(1 - 0.8**4, abs=0.07)
 
@@ -228,11 +230,13 @@ def test_each_perturbation_fires_with_its_probability() -> None:
 def test_halves_are_perturbed_independently_inside_the_head() -> None:
     torch.manual_seed(7)
     head = Ellipse.normalised(56.0, 40.0, 34.0, 26.0, 0.0)
-    axes2 = ops.axis_parameters([head] * 2)
-    composites = ops.mirrored_composites(torch.full((1, 1, HEIGHT, WIDTH), 0.5), axes2[:1])
-    mask = ops.mirrored_composites(ellipse_map(head), axes2[:1])
-    config = ops.PerturbConfig(prob=1.0, gamma=(1.0, 1.0), blur_sigma=(0.5, 0.5), noise_std=0.0)
-    out = ops.perturb_halves(composites, mask, axes2, config)
+    axes2 = symmetry.axis_parameters([head] * 2)
+    composites = symmetry.mirrored_composites(torch.full((1, 1, HEIGHT, WIDTH), 0.5), axes2[:1])
+    mask = symmetry.mirrored_composites(ellipse_map(head), axes2[:1])
+    config = symmetry.PerturbConfig(
+        prob=1.0, gamma=(1.0, 1.0), blur_sigma=(0.5, 0.5), noise_std=0.0
+    )
+    out = symmetry.perturb_halves(composites, mask, axes2, config)
     upper, lower = out[0, 0, 30, 56], out[0, 0, 50, 56]  # same column, either side of the axis
     assert float(upper) != pytest.approx(float(lower))  # each half drew its own shift
     assert torch.equal(out[mask < 0.5], composites[mask < 0.5])

@@ -1,4 +1,4 @@
-"""C3S3: competition between two networks, sharpening, outcome-driven contrast at the boundary."""
+"""C3S3: competition between two networks, sharpening, outcome-driven contrast over every pixel."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def test_peer_network_is_an_extra_module_trained_from_the_warmup(method_context)
     output = method.warmup_step(batch(), 0)
     assert "sup_partner" in output.scalars
     output.loss.backward()
-    assert method.peer.head.weight.grad.abs().sum() > 0
+    assert method.partner.head.weight.grad.abs().sum() > 0
     without = CAD(CADConfig(cross_peer=False))
     without.setup(method_context(True))
     assert without.extra_modules() == {}
@@ -115,7 +115,7 @@ def test_cross_pseudo_supervision_reaches_both_networks(method_context) -> None:
     output = method.training_step(batch(), 99)
     assert output.scalars["displaced"] > 0 and output.scalars["unsup"] > 0
     output.loss.backward()
-    for network in (method.ctx.student, method.peer):
+    for network in (method.ctx.student, method.partner):
         assert network.inc[0].weight.grad.abs().sum() > 0
 
 

@@ -191,3 +191,15 @@ def test_tiny_training_run_ends_with_done_and_an_onnx_model(run_tiny_training) -
     assert events[-1]["onnx_path"]
     progress = [e for e in events if e["event"] == "progress" and e["stage"] == "train"]
     assert progress and "fused_u" in progress[-1]["losses"]
+
+
+def test_damaged_imagenet_weights_are_refused_by_name(tmp_path, monkeypatch) -> None:
+    from hc_studio.models import efficientnet_lite
+    from hc_studio.models.efficientnet_lite import EfficientLiteUNet, load_imagenet_weights
+
+    damaged = tmp_path / "efficientnet_lite0.pth"
+    damaged.write_bytes(b"PK\x03\x04 cut short")
+    monkeypatch.setattr(efficientnet_lite, "imagenet_weights_path", lambda: damaged)
+    with pytest.raises(ValueError, match=r"^efficientnet_lite0\.pth: the packaged ImageNet") as e:
+        load_imagenet_weights(EfficientLiteUNet(decoder_width=4))
+    assert "weights_only" not in str(e.value)

@@ -1,9 +1,14 @@
 """The registry of training methods: an explicit dict, importable without torch.
 
 Each entry names the module and class that implement the method (imported only when the method is
-loaded), with the one-line description the GUI shows. Add a method by writing one module under
-this package and one entry here. Names are lower case with hyphens; `load_method` also accepts
-underscores.
+loaded), with the one-line description the GUI shows. This is the only place a description is
+written: `Method` subclasses read theirs from here by name (`method_api.Method`), so the GUI and
+`hc-studio train --list-methods` can show it without importing torch. Add a method by writing one
+module (or package) under this package and one entry here. Names are lower case with hyphens;
+`load_method` also accepts underscores.
+
+Besides the registered methods, this package holds the bases they share (`teacher_student`,
+`two_network`); those are not methods and have no entry.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 class MethodEntry:
     module: str  # relative to this package
     class_name: str
-    description: str  # must equal the class's `description` (checked by a test)
+    description: str  # one line; the class's `description` is read from here
 
 
 REGISTRY: dict[str, MethodEntry] = {
@@ -49,7 +54,7 @@ REGISTRY: dict[str, MethodEntry] = {
         "c3s3",
         "C3S3",
         "C3S3: two competing networks, the winner's sharpened prediction teaches the loser; "
-        "contrastive selection at the boundary.",
+        "outcome-driven contrast over every pixel.",
     ),
     "transmedseg": MethodEntry(
         "transmedseg",
@@ -89,6 +94,12 @@ def canonical_name(name: str) -> str:
         known = ", ".join(sorted(REGISTRY))
         raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}")
     return key
+
+
+def method_description(name: str) -> str:
+    """The registered one-line description of the method `name` ("" when not registered)."""
+    entry = REGISTRY.get(name)
+    return entry.description if entry is not None else ""
 
 
 def load_method(name: str) -> type:

@@ -26,15 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import ssl_ops
 from ..losses import soft_dice_loss, supervised_loss
-from ..method_api import Batch, Method, StepOutput, TrainContext
+from ..method_api import Batch, StepOutput, TrainContext
+from .two_network import PartnerSpec, TwoNetworkMethod
 
 
 @dataclass(frozen=True)
 class C3S3Config:
     use_competition: bool = True  # winner teaches loser; off: each learns from the other
-    use_contrastive: bool = True  # outcome-driven contrastive term near the boundary
+    use_contrastive: bool = True  # outcome-driven contrastive term over every pixel
     use_agreement: bool = True  # probabilities of the two networks pulled together
     heterogeneous: bool = True  # partner with the other bottleneck (dilated vs plain)
     competition_alpha: float = 0.8  # BCE share of the loss that decides the winner
@@ -98,19 +98,18 @@ def _projector(channels: int, dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, dim))
 
 
-class C3S3(Method):
+class C3S3(TwoNetworkMethod):
     name = "c3s3"
-    description = (
-        "C3S3: two competing networks, the winner's sharpened prediction teaches the loser; "
-        "contrastive selection at the boundary."
-    )
     Config = C3S3Config
     needs_teacher = False
+
+    def partner_spec(self, ctx: TrainContext) -> PartnerSpec:
+        """A U-Net like the student, with the other bottleneck when `heterogeneous`."""
+        return PartnerSpec(flip_dilation=self.config.heterogeneous)
 
     def setup(self, ctx: TrainContext) -> None:
         super().setup(ctx)
         c = self.config
-        self.partner = ssl_ops.build_partner(ctx.student, ctx.device, c.heterogeneous)
         width = ctx.student.config["width"]
         self.projectors = nn.ModuleDict(
             {
@@ -120,17 +119,13 @@ class C3S3(Method):
         ).to(ctx.device)
 
     def extra_modules(self) -> dict[str, nn.Module]:
-        return {"partner": self.partner, "projectors": self.projectors}
-
-    def warmup_step(self, batch: Batch, step: int) -> StepOutput:
-        self.partner.train(self.ctx.student.training)
-        return ssl_ops.two_network_warmup(self.ctx.student, self.partner, batch)
+        return {**super().extra_modules(), "projectors": self.projectors}
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         c = self.config
         n_labelled = batch.labelled_images.shape[0]
         inputs = torch.cat([batch.labelled_images, batch.unlabelled_images])
-        self.partner.train(self.ctx.student.training)
+        self.sync_partner()
         logits_a, feats_a = self.ctx.student(inputs, return_features=True)
         logits_b, feats_b = self.partner(inputs, return_features=True)
         masks = batch.labelled_masks

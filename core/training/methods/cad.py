@@ -24,11 +24,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import ssl_ops
 from ..losses import supervised_loss
-from ..method_api import Batch, Method, StepOutput, TrainContext
+from ..method_api import Batch, StepOutput, TrainContext
+from .two_network import PartnerSpec, TwoNetworkMethod
 
 
 @dataclass(frozen=True)
@@ -105,29 +106,15 @@ def displace(images: Tensor, regions: Tensor, donors: Tensor) -> Tensor:
     return torch.where(replace, source, images)
 
 
-class CAD(Method):
+class CAD(TwoNetworkMethod):
     name = "cad"
-    description = (
-        "CAD: largest low-confidence region replaced from a confident frame, rising thresholds, "
-        "cross pseudo supervision."
-    )
     Config = CADConfig
     needs_teacher = True
+    partner_key = "peer"
 
-    def setup(self, ctx: TrainContext) -> None:
-        super().setup(ctx)
-        self.peer = (
-            ssl_ops.build_partner(ctx.student, ctx.device) if self.config.cross_peer else None
-        )
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {"peer": self.peer} if self.peer is not None else {}
-
-    def warmup_step(self, batch: Batch, step: int) -> StepOutput:
-        if self.peer is None:
-            return super().warmup_step(batch, step)
-        self.peer.train(self.ctx.student.training)
-        return ssl_ops.two_network_warmup(self.ctx.student, self.peer, batch)
+    def partner_spec(self, ctx: TrainContext) -> PartnerSpec | None:
+        """A peer U-Net like the student for cross pseudo supervision (none without it)."""
+        return PartnerSpec() if self.config.cross_peer else None
 
     def displaced_frames(self, unlabelled: Tensor, teacher_prob: Tensor, step: int):
         """(displaced frames or None, scalars) for the step's unlabelled frames."""
@@ -153,9 +140,9 @@ class CAD(Method):
         inputs = torch.cat([batch.labelled_images, *unlabelled_parts])
         student_logits = ctx.student(inputs)
         sup = supervised_loss(student_logits[:n_labelled], batch.labelled_masks)
-        if self.peer is not None:
-            self.peer.train(ctx.student.training)
-            peer_logits = self.peer(inputs)
+        if self.partner is not None:
+            self.sync_partner()
+            peer_logits = self.partner(inputs)
             sup = sup + supervised_loss(peer_logits[:n_labelled], batch.labelled_masks)
             unsup = self._cross_terms(
                 student_logits, peer_logits, n_labelled, len(unlabelled_parts)

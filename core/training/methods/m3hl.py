@@ -98,10 +98,6 @@ def high_level_loss(student: Tensor, teacher: Tensor, region: Tensor) -> Tensor:
 
 class M3HL(Method):
     name = "m3hl"
-    description = (
-        "M3HL: labelled and unlabelled frames mixed both ways by block masks, high- and "
-        "low-level feature consistency."
-    )
     Config = M3HLConfig
     needs_teacher = True
 

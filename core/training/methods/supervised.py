@@ -7,7 +7,6 @@ from ..method_api import Batch, Method, StepOutput
 
 class Supervised(Method):
     name = "supervised"
-    description = "Labelled frames only: BCE + Dice (the baseline)."
     uses_unlabelled = False
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:

@@ -1,7 +1,7 @@
 """TransMedSeg: Transferable Semantic Augmentation (Wang et al., arXiv 2505.14753), for one
 foreground.
 
-A mean teacher (noisy student and teacher views, probability consistency) plus the TSA term:
+A mean teacher (the teacher-student base, `teacher_student`) plus the TSA term, its extra term:
 the student's classifier (the U-Net's 3x3 head) is trained on the teacher's features of the
 unlabelled frames, augmented towards the student's semantics. For a teacher feature a of class
 y (the teacher's pseudo-label), the augmented feature follows
@@ -31,20 +31,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import ssl_ops
-from ..losses import probability_mse, supervised_loss
-from ..method_api import Batch, Method, StepOutput, TrainContext
+from ..method_api import TrainContext
+from .teacher_student import TeacherStudentConfig, TeacherStudentMethod, TeacherStudentViews
 
 
 @dataclass(frozen=True)
-class TransMedSegConfig:
+class TransMedSegConfig(TeacherStudentConfig):
     use_tsa: bool = True  # the transferable semantic augmentation term; off: a mean teacher
     use_mean_shift: bool = True  # shift towards the student's class means; off: plain ISDA
     lambda0: float = 0.5  # augmentation strength reached at the end of the run
     tsa_weight: float = 1.0  # weight of the TSA term beside the consistency term
     memory_momentum: float = 0.9  # EMA factor of the class statistics
     memory_samples: int = 1024  # pixels per class per step that update the statistics
-    noise_std: float = 0.1  # input noise of the mean teacher
-    noise_clip: float = 0.2
 
 
 def patch_features(features: Tensor, where: Tensor) -> Tensor:
@@ -124,14 +122,10 @@ def sample_per_class(labels: Tensor, count: int) -> Tensor:
     return torch.cat(picked)
 
 
-class TransMedSeg(Method):
+class TransMedSeg(TeacherStudentMethod):
     name = "transmedseg"
-    description = (
-        "TransMedSeg: mean teacher whose features are implicitly augmented towards the "
-        "student's class statistics (ISDA-style bound)."
-    )
     Config = TransMedSegConfig
-    needs_teacher = True
+    wants_features = True
 
     def setup(self, ctx: TrainContext) -> None:
         super().setup(ctx)
@@ -158,31 +152,20 @@ class TransMedSeg(Method):
             shift = torch.zeros_like(shift)
         return isda_bce_bound(head(teacher_dec), pseudo, quad, shift, self.strength(step))
 
-    def training_step(self, batch: Batch, step: int) -> StepOutput:
-        c, ctx = self.config, self.ctx
-        n_labelled = batch.labelled_images.shape[0]
-        unlabelled = batch.unlabelled_images
-        student_view = ssl_ops.input_noise(unlabelled, c.noise_std, c.noise_clip)
-        inputs = torch.cat([batch.labelled_images, student_view])
-        logits, features = ctx.student(inputs, return_features=True)
-        with torch.no_grad():
-            teacher_view = ssl_ops.input_noise(unlabelled, c.noise_std, c.noise_clip)
-            teacher_logits, teacher_features = ctx.teacher(teacher_view, return_features=True)
-        sup = supervised_loss(logits[:n_labelled], batch.labelled_masks)
-        terms = {"consistency": probability_mse(logits[n_labelled:], teacher_logits)}
-        if c.use_tsa:
-            terms["tsa"] = c.tsa_weight * self.tsa_loss(
-                features["decoder"][n_labelled:],
-                teacher_features["decoder"],
-                ssl_ops.hard_labels(teacher_logits),
-                step,
-            )
-        unsup = sum(terms.values())
-        weight = ctx.consistency_weight(step)
-        scalars = {"sup": float(sup.detach()), "unsup": float(unsup.detach()), "weight": weight}
-        scalars["tsa"] = float(terms["tsa"].detach()) if "tsa" in terms else 0.0
-        scalars["lambda"] = self.strength(step)
-        return StepOutput(sup + weight * unsup, scalars)
+    def extra_terms(self, views: TeacherStudentViews, step: int) -> dict[str, Tensor]:
+        if not self.config.use_tsa:
+            return {}
+        tsa = self.tsa_loss(
+            views.features["decoder"][views.n_labelled :],
+            views.teacher_features["decoder"],
+            ssl_ops.hard_labels(views.teacher_logits),
+            step,
+        )
+        return {"tsa": self.config.tsa_weight * tsa}
+
+    def extra_scalars(self, terms: dict[str, Tensor], step: int) -> dict[str, float]:
+        tsa = float(terms["tsa"].detach()) if "tsa" in terms else 0.0
+        return {"tsa": tsa, "lambda": self.strength(step)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"memory": self.memory.state()}

@@ -12,6 +12,7 @@ After the supervised warm-up, each step:
    of probabilities: student vs pseudo-label, composite prediction vs mirrored student
    prediction, and one side of the composite prediction vs the reflection of the other.
 
+The three steps live in this package's modules `filtering`, `refinement` and `symmetry`.
 A kept frame without a usable ellipse keeps its thresholded teacher map as pseudo-label and is
 left out of the two symmetry terms (it has no axis to mirror about).
 """
@@ -24,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import ersr_ops as ops
-from ..method_api import Batch, Method, StepOutput
+from ...method_api import Batch, Method, StepOutput
+from . import filtering, symmetry
+from .losses import ersr_supervised_loss
+from .refinement import RefineConfig, Refinement, refine_pseudo_labels
 
 
 @dataclass(frozen=True)
@@ -62,28 +65,25 @@ class PseudoLabels:
     """
 
     kept: Tensor
-    refinement: ops.Refinement
+    refinement: Refinement
     with_axis: Tensor
     axes: Tensor
 
 
 class ERSR(Method):
     name = "ersr"
-    description = (
-        "ERSR: teacher-student with ellipse-refined, filtered, symmetry-consistent pseudo-labels."
-    )
     Config = ERSRConfig
     needs_teacher = True
 
     @property
-    def refine_config(self) -> ops.RefineConfig:
+    def refine_config(self) -> RefineConfig:
         c = self.config
-        return ops.RefineConfig(c.level, c.fill_base, c.fill_power, c.decay)
+        return RefineConfig(c.level, c.fill_base, c.fill_power, c.decay)
 
     @property
-    def perturb_config(self) -> ops.PerturbConfig:
+    def perturb_config(self) -> symmetry.PerturbConfig:
         c = self.config
-        return ops.PerturbConfig(
+        return symmetry.PerturbConfig(
             c.perturb_prob,
             c.noise_std,
             (c.gamma_low, c.gamma_high),
@@ -94,7 +94,7 @@ class ERSR(Method):
     def warmup_step(self, batch: Batch, step: int) -> StepOutput:
         """Stage 1 uses ERSR's supervised loss, so both stages optimise the same L_sup."""
         logits = self.ctx.student(batch.labelled_images)
-        loss = ops.ersr_supervised_loss(logits, batch.labelled_masks)
+        loss = ersr_supervised_loss(logits, batch.labelled_masks)
         return StepOutput(loss, {"sup": float(loss.detach())})
 
     def kept_indices(self, teacher_prob: Tensor, step: int) -> Tensor:
@@ -102,11 +102,11 @@ class ERSR(Method):
         batch_size = teacher_prob.shape[0]
         if not self.config.use_filter:
             return torch.arange(batch_size, device=teacher_prob.device)
-        fraction = ops.kept_fraction(self.ctx.rampup(step), self.config.keep_start)
-        count = ops.keep_count(
+        fraction = filtering.kept_fraction(self.ctx.rampup(step), self.config.keep_start)
+        count = filtering.keep_count(
             batch_size, fraction, self.config.small_batch, self.config.small_batch_keep
         )
-        return ops.select_reliable(teacher_prob, count, self.config.boundary_weight)
+        return filtering.select_reliable(teacher_prob, count, self.config.boundary_weight)
 
     @torch.no_grad()
     def teacher_probabilities(self, unlabelled: Tensor) -> Tensor:
@@ -125,21 +125,21 @@ class ERSR(Method):
         """Teacher prediction, filtering and refinement for (B, 1, H, W) unlabelled frames."""
         teacher_prob = self.teacher_probabilities(unlabelled)
         kept = self.kept_indices(teacher_prob, step)
-        refinement = ops.refine_pseudo_labels(
+        refinement = refine_pseudo_labels(
             teacher_prob[kept], self.refine_config, self.config.use_ellipse_refine
         )
         fitted = [i for i, e in enumerate(refinement.ellipses) if e is not None]
         with_axis = torch.tensor(fitted, dtype=torch.long, device=unlabelled.device)
-        axes = ops.axis_parameters([refinement.ellipses[i] for i in fitted], unlabelled.device)
+        axes = symmetry.axis_parameters([refinement.ellipses[i] for i in fitted], unlabelled.device)
         return PseudoLabels(kept, refinement, with_axis, axes)
 
     def mirrored_inputs(self, frames: Tensor, labels: PseudoLabels) -> Tensor:
         """(2M, 1, H, W) perturbed mirrored composites of the kept frames that have an axis."""
         pseudo_label = labels.refinement.pseudo_label[labels.with_axis]
-        head = ops.mirrored_composites(pseudo_label, labels.axes)
-        composites = ops.mirrored_composites(frames[labels.with_axis], labels.axes)
+        head = symmetry.mirrored_composites(pseudo_label, labels.axes)
+        composites = symmetry.mirrored_composites(frames[labels.with_axis], labels.axes)
         axes2 = torch.cat([labels.axes, labels.axes])
-        return ops.perturb_halves(composites, head, axes2, self.perturb_config)
+        return symmetry.perturb_halves(composites, head, axes2, self.perturb_config)
 
     def training_step(self, batch: Batch, step: int) -> StepOutput:
         n_labelled = batch.labelled_images.shape[0]
@@ -152,7 +152,7 @@ class ERSR(Method):
             parts.append(self.mirrored_inputs(kept_frames, labels))
         # One forward over every input: BatchNorm sees the whole step, as in the mean teacher.
         logits = self.ctx.student(torch.cat(parts))
-        sup = ops.ersr_supervised_loss(logits[:n_labelled], batch.labelled_masks)
+        sup = ersr_supervised_loss(logits[:n_labelled], batch.labelled_masks)
         student_prob = torch.sigmoid(logits[n_labelled : n_labelled + n_kept])
         terms = {"seg": F.mse_loss(student_prob, labels.refinement.pseudo_label)}
         if symmetric:
@@ -177,9 +177,9 @@ class ERSR(Method):
         L_seg.
         """
         composite_prob = torch.sigmoid(composite_logits)
-        target = ops.mirrored_composites(student_prob[labels.with_axis], labels.axes)
+        target = symmetry.mirrored_composites(student_prob[labels.with_axis], labels.axes)
         axes2 = torch.cat([labels.axes, labels.axes])
         return {
             "aug": F.mse_loss(composite_prob, target),
-            "mirror": ops.mirror_loss(composite_prob, axes2),
+            "mirror": symmetry.mirror_loss(composite_prob, axes2),
         }
