@@ -10,8 +10,8 @@ import pytest
 
 @pytest.fixture
 def cli_calls(monkeypatch) -> list[list[str]]:
-    """Replace hc_studio.core.cli.main; returns the argument lists it was called with."""
-    import hc_studio.core.cli
+    """Replace the installed entry point's main; returns the argument lists it was called with."""
+    import hc_studio.app.entry
 
     calls: list[list[str]] = []
 
@@ -19,7 +19,7 @@ def cli_calls(monkeypatch) -> list[list[str]]:
         calls.append(list(argv))
         return 7
 
-    monkeypatch.setattr(hc_studio.core.cli, "main", fake_main)
+    monkeypatch.setattr(hc_studio.app.entry, "main", fake_main)
     return calls
 
 
