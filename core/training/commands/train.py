@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--list-methods",
         action="store_true",
         help="Print the training methods with their one-line descriptions and exit "
-        "(JSON with --json).",
+        "(JSON with --json; default off).",
     )
     run.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
