@@ -22,7 +22,6 @@ from .training_settings import DataSettings, TrainSettings, default_of, flags_of
 # The window proposes a longer run than the command's default: a fine-tuning run from the tab
 # is meant to be used, while the command's default suits a first try.
 FORM_ITERATIONS = 2000
-DEVICES = ("auto", "cpu", "cuda")
 IGNORED_LOSSES = ("weight",)  # a ramp-up factor, not a loss
 
 
