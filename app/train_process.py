@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
@@ -24,36 +23,6 @@ TERMINATE_GRACE_MS = 5000  # then kill()
 def train_command(arguments: Sequence[str]) -> tuple[str, list[str]]:
     """(program, arguments) that run `hc-studio train ARGUMENTS` with this Python."""
     return sys.executable, ["-m", "hc_studio.core.cli", "train", *arguments]
-
-
-def train_arguments(
-    labelled: str | Path,
-    run_dir: str | Path,
-    method: str,
-    labelled_fraction: float,
-    iterations: int,
-    batch_size: int,
-    image_size: tuple[int, int],
-    device: str,
-    unlabelled: str | Path | None = None,
-    init_onnx: str | Path | None = None,
-) -> list[str]:
-    """The `hc-studio train` options for a new run (without `--resume`)."""
-    arguments = [
-        "--labeled", str(labelled),
-        "--method", method,
-        "--labeled-fraction", f"{labelled_fraction:g}",
-        "--iterations", str(iterations),
-        "--batch-size", str(batch_size),
-        "--image-size", str(image_size[0]), str(image_size[1]),
-        "--device", device,
-        "--out", str(run_dir),
-    ]  # fmt: skip
-    if unlabelled:
-        arguments += ["--unlabeled", str(unlabelled)]
-    if init_onnx:
-        arguments += ["--init", str(init_onnx)]
-    return arguments
 
 
 class TrainProcess(QObject):

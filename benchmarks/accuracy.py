@@ -39,20 +39,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hc_studio.core import run_folder
 from hc_studio.core.atomic import atomic_write
 from hc_studio.core.events import Done, Error, Start, read_events
 from machine_info import describe_machine
 
+# Ablation -> the field of ERSR's Config that turns the part off (`hc-studio train --set`).
 ABLATION_FLAGS = {
-    "no-filter": "--no-filter",
-    "no-ellipse-refine": "--no-ellipse-refine",
-    "no-symmetry": "--no-symmetry",
+    "no-filter": "use_filter=false",
+    "no-ellipse-refine": "use_ellipse_refine=false",
+    "no-symmetry": "use_symmetry=false",
 }
 SUPERVISED = "supervised"
-MODEL_FILE = "model.onnx"  # the trainer exports its best checkpoint (chosen on --val) here
+MODEL_FILE = run_folder.MODEL_FILE  # the trainer's export of its best checkpoint (on --val)
 LAST_MODEL_FILE = "model_last.onnx"
-LAST_CHECKPOINT = "checkpoints/last.pt"
-EVENTS_FILE = "events.jsonl"
+LAST_CHECKPOINT = f"{run_folder.CHECKPOINTS_FOLDER}/{run_folder.LAST_CHECKPOINT}"
+EVENTS_FILE = run_folder.EVENTS_FILE
 MODEL_CHOICES = ("best", "last")
 TIMING_FILE = "timing.json"
 SUMMARY_FILE = "summary.json"
@@ -180,7 +182,8 @@ def train_command(spec: RunSpec, settings: Settings, run_dir: Path) -> list[str]
         command += ["--unlabeled", str(settings.unlabelled)]
     if settings.width is not None:
         command += ["--width", str(settings.width)]
-    command += [ABLATION_FLAGS[ablation] for ablation in spec.ablations]
+    for ablation in spec.ablations:
+        command += ["--set", ABLATION_FLAGS[ablation]]
     return command + list(settings.extra_train_args)
 
 

@@ -1,7 +1,7 @@
 """Entry point of the frozen HC Studio bundle.
 
-`hc-studio COMMAND ...` runs the command as the installed `hc-studio` does; no arguments opens
-the window (a double-click or a desktop launcher gives none).
+`hc-studio COMMAND ...` runs the command as the installed `hc-studio` does (`hc_studio.app.entry`);
+no arguments opens the window (a double-click or a desktop launcher gives none).
 
 In the bundle `sys.executable` is this program, not a Python interpreter, yet the window starts
 child Pythons the usual way: `-c CODE` (the Train tab asks whether torch sees a GPU) and
@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         runner = run_code if argv[0] == "-c" else run_module
         return runner(argv[1], argv[2:])
-    from hc_studio.core.cli import main as cli_main
+    from hc_studio.app.entry import main as hc_studio_main
 
-    return cli_main(argv or [GUI_COMMAND])
+    return hc_studio_main(argv or [GUI_COMMAND])
 
 
 if __name__ == "__main__":

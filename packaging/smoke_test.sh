@@ -104,6 +104,20 @@ lists_commands() {
     grep -q measure "$work/help.txt" && grep -q gui "$work/help.txt"
 }
 
+prints_version() {
+    "$program" --version | grep -q "^hc-studio [0-9]"
+}
+
+train_says_why() {  # lean build: `train` is listed and says training is not in this build
+    if [ -d "$bundle/_internal/torch" ]; then
+        "$program" train --list-methods | grep -q supervised
+    else
+        "$program" --help | grep -q train || return 1
+        ! "$program" train --list-methods > "$work/train.txt" 2>&1 &&
+            grep -q "not available in this build" "$work/train.txt"
+    fi
+}
+
 inside_bundle() {  # inside_bundle CODE: run CODE with the bundle's Python
     "$program" -c "$1"
 }
@@ -125,6 +139,8 @@ cuda_provider_state() {
 }
 
 check "the program lists its commands" lists_commands
+check "--version prints the version" prints_version
+check "train lists its methods, or says training is not in this build" train_says_why
 check "measure: sample frame -> CSV with HC in mm, default model" measure_sample
 check "measure: DICOM frame with its pixel spacing" measure_dicom
 check "gui --screenshot offscreen, at least 800x500" gui_screenshot

@@ -28,6 +28,7 @@ from hc_studio.models.unet import ExportWrapper, UNet, build_unet
 from torch import nn
 
 from ..atomic import atomic_write_bytes
+from ..run_folder import RunFolder
 from .checkpoint import CheckpointError, load_checkpoint
 
 ARCHITECTURE_KEY = "hc_studio.architecture"
@@ -190,8 +191,8 @@ def export_checkpoint(
     except (KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{checkpoint_path.name}: incomplete checkpoint ({error})") from None
     if name is None:
-        parent = checkpoint_path.parent
-        name = parent.parent.name if parent.name == "checkpoints" else checkpoint_path.stem
+        folder = RunFolder.of_checkpoint(checkpoint_path)
+        name = folder.name if folder is not None else checkpoint_path.stem
     metadata = ModelMetadata(
         name=name,
         input_height=int(height),

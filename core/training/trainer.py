@@ -18,7 +18,6 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ from hc_studio.models.unet import UNet
 from torch import nn
 
 from ..events import Checkpoint, Done, EventSink, Progress, Status, Validation
+from ..run_folder import RunFolder
+from ..training_settings import TrainSettings
 from .augment import augment
 from .checkpoint import (
     CheckpointError,
@@ -58,60 +59,6 @@ PROGRESS_INTERVAL_S = 0.5  # at most two progress events a second (plus first an
 
 class TrainingError(RuntimeError):
     """The run cannot go on (e.g. the loss diverged); str() is the message for the user."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that defines a run's result (saved in checkpoints; `--resume` reuses it).
-
-    batch_size: labelled frames per step and process; unlabelled_batch_size: unlabelled frames
-    per step and process (0: same as batch_size). val_every: 0 means about ten validations.
-    method_options: the method's Config fields as strings (from `--set key=value`).
-    stop_after: stop early after this many steps, as if asked to (0: never); for scripts/tests.
-    """
-
-    method: str = "supervised"
-    iterations: int = 1000
-    batch_size: int = 8
-    unlabelled_batch_size: int = 0
-    image_size: tuple[int, int] = (192, 288)
-    optimizer: str = "sgd"  # "sgd" (the papers') or "adam"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    poly_power: float = 0.9
-    warmup_iterations: int = 0
-    rampup_fraction: float = 0.33
-    consistency: float = 0.1
-    ema_decay: float = 0.99
-    seed: int = 0
-    val_every: int = 0
-    width: int = 16
-    norm: str = "batch"
-    dilated_bottleneck: bool = False
-    augment: bool = True
-    method_options: dict[str, str] = field(default_factory=dict)
-    stop_after: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["image_size"] = list(self.image_size)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["image_size"] = tuple(values.get("image_size", cls.image_size))
-        return cls(**values)
-
-    @property
-    def validation_interval(self) -> int:
-        return self.val_every if self.val_every > 0 else max(1, self.iterations // 10)
-
-    @property
-    def unlabelled_per_step(self) -> int:
-        return self.unlabelled_batch_size or self.batch_size
 
 
 def build_network(settings: TrainSettings) -> UNet:
@@ -149,7 +96,7 @@ class Trainer:
         self.run_dir, self.events, self.stop = run_dir, events, stop
         self.device, self.dist = device, dist_info or DistInfo()
         self.data_description = data_description
-        self.checkpoint_dir = run_dir / "checkpoints"
+        self.folder = RunFolder(run_dir)
         self.iteration = 0
         self.best: dict[str, Any] | None = None
         self._build(data)
@@ -399,11 +346,11 @@ class Trainer:
 
     @property
     def last_path(self) -> Path:
-        return self.checkpoint_dir / "last.pt"
+        return self.folder.last_checkpoint
 
     @property
     def best_path(self) -> Path:
-        return self.checkpoint_dir / "best.pt"
+        return self.folder.best_checkpoint
 
     def _state(self, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -454,7 +401,7 @@ class Trainer:
         if self.dist.is_main:
             source = self.best_path if self.best is not None else self.last_path
             self.events.emit(Status(message=f"exporting {source.name} to ONNX"))
-            onnx_path = export_checkpoint(source, self.run_dir / "model.onnx")
+            onnx_path = export_checkpoint(source, self.folder.model_file)
         barrier(self.dist)
         best = self.best or {}
         return Done(

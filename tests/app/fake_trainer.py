@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from hc_studio.core.events import Done, EventWriter, Progress, Start, Validation
+from hc_studio.core.run_folder import RunFolder
+from hc_studio.core.training_settings import DataSettings, TrainSettings
 
 
 def main() -> int:
@@ -26,8 +28,9 @@ def main() -> int:
     args, _ = parser.parse_known_args()
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.json").write_text(json.dumps({"argv": sys.argv[1:]}))
-    writer = EventWriter(run_dir / "events.jsonl")
+    folder = RunFolder(run_dir)
+    folder.write_run_file(TrainSettings(iterations=args.iterations), DataSettings())
+    writer = EventWriter(folder.events_file)
     stop = threading.Event()
 
     def watch_stdin() -> None:
@@ -72,14 +75,14 @@ def main() -> int:
                 )
             )
         time.sleep(0.05)
-    (run_dir / "model.onnx").write_bytes(b"not really a model")
+    folder.model_file.write_bytes(b"not really a model")
     writer.emit(
         Done(
             iteration=iteration,
             stopped_early=iteration < total,
             best_dice=0.6,
             best_hc_mae_mm=2.0,
-            onnx_path=str(run_dir / "model.onnx"),
+            onnx_path=str(folder.model_file),
         )
     )
     writer.close()

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from hc_studio.app.ellipse_editor import EditableEllipse, drag_handle
 from hc_studio.app.formatting import format_centile, format_spacing, format_weeks
-from hc_studio.app.runs import summarise_run
 from hc_studio.app.spacing_choices import SpacingChoices
 from hc_studio.core.ellipse import Ellipse
-from hc_studio.core.events import Done, Error, EventWriter, Progress, Start, Validation
 from hc_studio.core.spacing import Spacing
 
 START = EditableEllipse(100.0, 80.0, 40.0, 25.0, 0.3)
@@ -83,40 +81,6 @@ def test_formatting_for_reports():
     assert format_spacing(Spacing(0.1, 0.12, "dicom-pixel-spacing")) == (
         "0.1200 x 0.1000 mm/px (x by y; DICOM pixel spacing)"
     )
-
-
-def write_events(folder, events):
-    writer = EventWriter(folder / "events.jsonl", stream=None)
-    for event in events:
-        writer.emit(event)
-    writer.close()
-
-
-def test_run_summaries_from_events(tmp_path):
-    done_run, stopped_run, failed_run = (tmp_path / name for name in ("a", "b", "c"))
-    start = Start(method="ersr", total_iterations=100)
-    write_events(done_run, [
-        start,
-        Progress(iteration=50, total_iterations=100),
-        Validation(iteration=50, dice=0.9, hc_mae_mm=3.0, best=True),
-        Validation(iteration=100, dice=0.8, hc_mae_mm=4.0, best=False),
-        Done(iteration=100, best_dice=0.9, best_hc_mae_mm=3.0),
-    ])  # fmt: skip
-    (done_run / "model.onnx").write_bytes(b"x")
-    write_events(
-        stopped_run,
-        [start, Progress(iteration=7, total_iterations=100), Done(iteration=7, stopped_early=True)],
-    )
-    (stopped_run / "run.json").write_text("{}")
-    write_events(failed_run, [start, Error(message="out of memory")])
-
-    done, stopped, failed = (summarise_run(f) for f in (done_run, stopped_run, failed_run))
-    assert (done.state, done.dice, done.hc_mae_mm, done.iteration) == ("done", 0.9, 3.0, 100)
-    assert done.model_path == done_run / "model.onnx" and not done.resumable
-    assert (stopped.state, stopped.iteration, stopped.resumable) == ("stopped", 7, True)
-    assert stopped.model_path is None
-    assert (failed.state, failed.message) == ("failed", "out of memory")
-    assert summarise_run(tmp_path / "nothing") is None
 
 
 def test_ellipse_round_trip_through_the_editable_form():

@@ -153,3 +153,104 @@ def test_real_trainer_stops_on_the_stop_line(qtbot, train_tab):
     run = train_tab.selected_run()
     assert run.state == "stopped" and run.iteration < 10000 and run.resumable
     assert "terminating" not in train_tab.log.toPlainText()  # it stopped by itself
+
+
+def _write_run(folder: Path, events, model: bool = True) -> None:
+    from hc_studio.core.events import EventWriter
+    from hc_studio.core.run_folder import RunFolder
+    from hc_studio.core.training_settings import DataSettings, TrainSettings
+
+    run = RunFolder(folder)
+    writer = EventWriter(run.events_file, stream=None)
+    for event in events:
+        writer.emit(event)
+    writer.close()
+    run.write_run_file(TrainSettings(), DataSettings())
+    if model:
+        run.model_file.write_bytes(b"x")
+
+
+@pytest.fixture
+def warnings_shown(monkeypatch) -> list[str]:
+    """QMessageBox.warning replaced: the texts it was asked to show."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    return shown
+
+
+@pytest.mark.parametrize(
+    "name, ending, reason",
+    [
+        ("unvalidated", "done", "no validation figures"),
+        ("stopped", "stopped", "did not finish"),
+    ],
+)
+def test_use_this_model_refuses_a_run_without_validation_or_end(
+    qtbot, window, train_tab, warnings_shown, name, ending, reason
+):
+    from hc_studio.core.events import Done, Start, Validation
+
+    before = window.current_model_path()
+    events = [Start(method="supervised", total_iterations=12)]
+    if ending == "stopped":
+        events += [
+            Validation(iteration=6, dice=0.9, best=True),
+            Done(iteration=6, stopped_early=True),
+        ]
+    else:
+        events += [Done(iteration=12)]
+    _write_run(train_tab.settings.runs_folder() / name, events)
+    train_tab.refresh_runs()
+    train_tab.runs_table.selectRow(0)
+    with qtbot.assertNotEmitted(train_tab.modelChosen):
+        train_tab.use_selected_model()
+    assert len(warnings_shown) == 1 and reason in warnings_shown[0] and name in warnings_shown[0]
+    assert window.current_model_path() == before
+
+
+def test_use_this_model_takes_a_finished_validated_run(qtbot, train_tab, warnings_shown):
+    from hc_studio.core.events import Done, Start, Validation
+
+    folder = train_tab.settings.runs_folder() / "good"
+    _write_run(folder, [
+        Start(method="supervised", total_iterations=12),
+        Validation(iteration=12, dice=0.9, best=True),
+        Done(iteration=12, best_dice=0.9),
+    ])  # fmt: skip
+    train_tab.refresh_runs()
+    train_tab.runs_table.selectRow(0)
+    with qtbot.waitSignal(train_tab.modelChosen) as chosen:
+        train_tab.use_selected_model()
+    assert chosen.args == [folder / "model.onnx"] and warnings_shown == []
+
+
+def test_a_run_with_a_malformed_run_file_is_listed_as_unreadable(train_tab):
+    from hc_studio.core.events import Done, Start
+    from hc_studio.core.run_folder import RunFolder
+
+    folder = train_tab.settings.runs_folder() / "broken"
+    _write_run(folder, [Start(method="supervised"), Done(iteration=3, stopped_early=True)])
+    RunFolder(folder).run_file.write_text('{"settings": 3')
+    train_tab.refresh_runs()
+    assert train_tab.runs_table.item(0, 2).text() == "unreadable"
+    assert "run.json" in train_tab.runs_table.item(0, 0).toolTip()
+    train_tab.runs_table.selectRow(0)
+    assert not train_tab.resume_button.isEnabled()
+
+
+def test_a_build_without_training_says_so_instead_of_offering_a_start(
+    qtbot, app_settings, monkeypatch
+):
+    from hc_studio.app.train_tab import TrainTab
+    from hc_studio.core import cli
+
+    monkeypatch.setattr(cli, "training_unavailable", lambda: cli.NOT_IN_THIS_BUILD)
+    tab = TrainTab(app_settings)
+    qtbot.addWidget(tab, before_close_func=lambda t: t.shutdown())
+    assert not tab.start_button.isEnabled()
+    assert "not available in this build" in tab.device_label.text()
+    with qtbot.waitSignal(tab.errorMessage) as message:
+        assert tab.start_run() is False
+    assert "not available in this build" in message.args[0]

@@ -109,10 +109,10 @@ def test_train_command_maps_fraction_ablations_and_unlabelled(tmp_path: Path) ->
     assert f"--labeled {settings.split_dir / 'train'}" in words
     assert f"--val {settings.split_dir / 'val'}" in words
     assert "--image-size 32 48" in words and "--width 8" in words
-    assert "--no-filter" in ersr and "--unlabeled" in ersr and "--resume" not in ersr
+    assert "use_filter=false" in ersr and "--unlabeled" in ersr and "--resume" not in ersr
     assert ersr[-2:] == ["--set", "lr=0.02"]
     supervised = accuracy.train_command(accuracy.parse_run_spec("supervised@1"), settings, run_dir)
-    assert "--unlabeled" not in supervised and "--no-filter" not in supervised
+    assert "--unlabeled" not in supervised and "use_filter=false" not in supervised
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.pt").write_text("x")
     assert "--resume" in accuracy.train_command(

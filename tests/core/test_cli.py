@@ -107,3 +107,93 @@ def test_usage_errors_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["measure", "x.png"])  # --out missing
     assert exit_info.value.code == 2
+
+
+def test_version_prints_the_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"hc-studio {cli.version()}" and cli.version()
+
+
+def test_core_names_no_window_command_and_the_entry_point_adds_it() -> None:
+    from hc_studio.app import entry
+
+    assert not any(module.startswith("hc_studio.app") for module in cli.COMMANDS.values())
+    assert entry.COMMANDS == {**cli.COMMANDS, "gui": "hc_studio.app.cli"}
+    core_files = (Path(cli.__file__).parent).rglob("*.py")
+    naming_the_app = [p.name for p in core_files if "hc_studio.app" in p.read_text()]
+    assert naming_the_app == []
+
+
+def test_the_installed_script_is_the_entry_point_with_gui() -> None:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
+    assert scripts["hc-studio"] == "hc_studio.app.entry:main"
+
+
+# A child Python in which some modules cannot be imported, as if they were not installed.
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = {blocked!r}
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+from hc_studio.app.entry import main
+sys.exit(main({argv!r}))
+"""
+
+
+def run_blocked(blocked: list[str], argv: list[str]):
+    import subprocess
+
+    code = BLOCKER.format(blocked=blocked, argv=argv)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "--labeled", "L", "--out", "R"], ["export", "x.pt", "--out", "m.onnx"],
+     ["pretrain", "--frames", "F", "--out", "e.pt"]],
+)  # fmt: skip
+def test_training_commands_without_torch_say_which_extra_to_install(argv, tmp_path) -> None:
+    done = run_blocked(["torch"], [*argv[:-1], str(tmp_path / argv[-1])])
+    assert done.returncode == cli.EXIT_USAGE
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install torch==" in lines[0] and 'pip install "hc-studio[train]"' in lines[0]
+    assert "'torch'" in lines[0] and lines[0].startswith(f"hc-studio {argv[0]}: error:")
+
+
+def test_a_build_without_training_lists_train_and_says_it_is_not_available() -> None:
+    blocked = ["torch", "hc_studio.core.training.commands"]  # what the lean bundle leaves out
+    listed = run_blocked(blocked, ["train", "--list-methods"])
+    assert listed.returncode == cli.EXIT_USAGE
+    assert "invalid choice" not in listed.stderr
+    assert "training is not available in this build" in listed.stderr
+    assert 'pip install "hc-studio[train]"' in listed.stderr
+    help_text = run_blocked(blocked, ["--help"]).stdout
+    assert "train" in help_text and "not available in this build" in help_text
+
+
+def test_training_availability_is_known_without_importing_torch(monkeypatch) -> None:
+    import importlib.util
+
+    assert cli.training_unavailable() is None  # this environment trains
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "torch" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert (
+        "PyTorch" in cli.training_unavailable() and "hc-studio[train]" in cli.training_unavailable()
+    )
+    monkeypatch.setitem(cli.COMMANDS, "train", "hc_studio.core.training.not_in_this_build")
+    assert "not available in this build" in cli.training_unavailable()

@@ -179,7 +179,7 @@ def staged(contents, tmp_path_factory) -> Path:
 
 
 def test_staged_modules_include_every_lazily_loaded_command(contents, staged: Path) -> None:
-    from hc_studio.core.cli import COMMANDS
+    from hc_studio.app.entry import COMMANDS
 
     modules = contents.package_modules(staged, contents.excluded_modules(with_torch=False))
     for name, module in COMMANDS.items():

@@ -10,8 +10,8 @@ import pytest
 
 @pytest.fixture
 def cli_calls(monkeypatch) -> list[list[str]]:
-    """Replace hc_studio.core.cli.main; returns the argument lists it was called with."""
-    import hc_studio.core.cli
+    """Replace the installed entry point's main; returns the argument lists it was called with."""
+    import hc_studio.app.entry
 
     calls: list[list[str]] = []
 
@@ -19,7 +19,7 @@ def cli_calls(monkeypatch) -> list[list[str]]:
         calls.append(list(argv))
         return 7
 
-    monkeypatch.setattr(hc_studio.core.cli, "main", fake_main)
+    monkeypatch.setattr(hc_studio.app.entry, "main", fake_main)
     return calls
 
 
@@ -79,3 +79,27 @@ def test_dash_m_names_a_module_missing_from_the_bundle(launcher, monkeypatch, ca
 def test_dash_c_and_m_need_an_argument(launcher, capsys, flag: str) -> None:
     assert launcher.main([flag]) == 2
     assert "needs an argument" in capsys.readouterr().err
+
+
+def test_the_lean_bundle_lists_train_and_says_it_is_not_in_this_build() -> None:
+    """The launcher with what the lean bundle leaves out blocked: no empty choice."""
+    import subprocess
+
+    launcher_path = Path(__file__).resolve().parents[2] / "packaging" / "launcher.py"
+    code = f"""
+import importlib.abc, runpy, sys
+LEFT_OUT = ("torch", "hc_studio.core.training.commands")
+class LeftOut(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == m or name.startswith(m + ".") for m in LEFT_OUT):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, LeftOut())
+sys.argv = ["hc-studio", *sys.argv[1:]]
+runpy.run_path({str(launcher_path)!r}, run_name="__main__")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, "train", "--list-methods"], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert "invalid choice" not in done.stderr
+    assert "training is not available in this build" in done.stderr

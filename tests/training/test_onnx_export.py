@@ -10,6 +10,7 @@ import onnxruntime
 import pytest
 import torch
 from hc_studio.core.cli import main
+from hc_studio.core.run_folder import RunFolder
 from hc_studio.core.training import export_onnx
 from hc_studio.core.training.checkpoint import save_checkpoint
 from hc_studio.core.training.export_onnx import (
@@ -88,7 +89,7 @@ def test_a_parity_failure_raises_and_writes_nothing(tmp_path, monkeypatch) -> No
 
 def test_export_command_exports_a_checkpoint(tmp_path, capsys) -> None:
     net = _trained_looking_net()
-    checkpoint = tmp_path / "run" / "checkpoints" / "best.pt"
+    checkpoint = RunFolder(tmp_path / "run").best_checkpoint
     save_checkpoint(
         checkpoint,
         {

@@ -14,6 +14,7 @@ import pytest
 import torch
 from hc_studio.core.cli import main
 from hc_studio.core.phantom import make_phantom_batch
+from hc_studio.core.run_folder import RunFolder
 from hc_studio.core.training import pretrain
 from hc_studio.core.training.checkpoint import load_checkpoint
 from hc_studio.core.training.pretrain import (
@@ -137,7 +138,7 @@ def test_pretrained_encoder_differs_from_random_init_and_train_init_loads_it(
     arguments = ["--labeled", str(phantom_labelled), "--iterations", "1", "--out", str(run_dir)]
     assert main(["train", *tiny_run, "--no-stdin", "--init", str(out), *arguments]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["event"] == "done"
-    trained = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]["state"]
+    trained = load_checkpoint(RunFolder(run_dir).last_checkpoint)["model"]["state"]
     # The run starts from the encoder, not from its own (seed 0) initialisation: one SGD step
     # later its weights are still near the encoder's.
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ from hc_studio.core.events import (
     parse_event,
     read_events,
 )
+from hc_studio.core.run_folder import RunFolder
 
 TINY_RUN = [
     "--image-size", "32", "48", "--width", "4", "--batch-size", "2", "--device", "cpu",
@@ -54,7 +55,7 @@ def test_supervised_run_streams_progress_and_ends_with_done(capsys, phantom_labe
     assert isinstance(done, Done) and not done.stopped_early and done.iteration == 4
     assert Path(done.onnx_path).is_file() and Path(done.best_checkpoint).is_file()
     # events.jsonl holds the same events as stdout
-    logged = read_events(run_dir / "events.jsonl")
+    logged = read_events(RunFolder(run_dir).events_file)
     assert [e.to_json() for e in logged] == [e.to_json() for e in events]
 
 
@@ -151,7 +152,7 @@ def test_an_existing_run_is_not_overwritten_without_resume(capsys, phantom_label
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    state = torch.load(RunFolder(run_dir).last_checkpoint, weights_only=True)
     return {**state["model"]["state"], **{f"t.{k}": v for k, v in state["teacher"].items()}}
 
 
@@ -185,11 +186,12 @@ def test_init_from_an_exported_model_starts_from_its_weights(capsys, phantom_lab
     second = tmp_path / "second"
     code, _, _ = train(
         capsys, *arguments, "--iterations", "1", "--lr", "0", "--out", str(second),
-        "--init", str(first / "model.onnx"), "--no-augment",
+        "--init", str(RunFolder(first).model_file), "--no-augment",
     )  # fmt: skip
     assert code == 0
-    exported = torch.load(first / "checkpoints" / "best.pt", weights_only=True)["model"]["state"]
-    after = torch.load(second / "checkpoints" / "last.pt", weights_only=True)["model"]["state"]
+    best = RunFolder(first).best_checkpoint
+    exported = torch.load(best, weights_only=True)["model"]["state"]
+    after = torch.load(RunFolder(second).last_checkpoint, weights_only=True)["model"]["state"]
     # lr 0: the weights stay those of the init model (BatchNorm statistics move with the batch)
     for key, value in exported.items():
         if "running" not in key and "num_batches" not in key:
@@ -198,20 +200,80 @@ def test_init_from_an_exported_model_starts_from_its_weights(capsys, phantom_lab
 
 def test_run_file_records_settings_for_resume(capsys, phantom_labelled, tmp_path):
     train(capsys, "--labeled", str(phantom_labelled), "--iterations", "1", "--out", str(tmp_path))
-    saved = json.loads((tmp_path / "run.json").read_text())
+    saved = json.loads(RunFolder(tmp_path).run_file.read_text())
     assert saved["settings"]["iterations"] == 1
     assert saved["data"]["labelled_dir"] == str(phantom_labelled)
 
 
-@pytest.mark.parametrize("flag", ["--no-filter", "--no-symmetry"])
-def test_ablation_flags_are_rejected_by_methods_without_them(
-    capsys, phantom_labelled, tmp_path, flag
-):
+def test_method_options_are_rejected_by_methods_without_them(capsys, phantom_labelled, tmp_path):
     code, events, _ = train(
-        capsys, "--labeled", str(phantom_labelled), "--method", "supervised", flag,
-        "--out", str(tmp_path),
+        capsys, "--labeled", str(phantom_labelled), "--method", "supervised",
+        "--set", "use_filter=false", "--out", str(tmp_path),
     )  # fmt: skip
     assert code != 0 and "known options" in events[-1].message
+
+
+@pytest.mark.parametrize("flag", ["--no-filter", "--no-ellipse-refine", "--no-symmetry"])
+def test_ersr_switches_are_not_generic_train_options(capsys, flag) -> None:
+    # ERSR's ablations are fields of its Config: `--set use_filter=false`.
+    with pytest.raises(SystemExit):
+        main(["train", flag, "--out", "unused"])
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def _stopped_run(capsys, phantom_labelled, run_dir: Path) -> None:
+    arguments = ["--labeled", str(phantom_labelled), "--iterations", "4", "--val-every", "2"]
+    code, events, _ = train(capsys, *arguments, "--stop-after", "2", "--out", str(run_dir))
+    assert code == 0 and events[-1].stopped_early and events[-1].iteration == 2
+
+
+def test_resume_refuses_changed_settings_naming_saved_and_given_values(
+    capsys, phantom_labelled, tmp_path
+):
+    _stopped_run(capsys, phantom_labelled, tmp_path)
+    before = RunFolder(tmp_path).last_checkpoint.read_bytes()
+    code, events, _ = train(
+        capsys, "--out", str(tmp_path), "--resume", "--lr", "0.5", "--method", "mean-teacher"
+    )
+    message = events[-1].message
+    assert code != 0 and isinstance(events[-1], Error)
+    assert "--lr is 0.01 in run.json, 0.5 was given" in message
+    assert "--method is supervised in run.json, mean-teacher was given" in message
+    assert RunFolder(tmp_path).last_checkpoint.read_bytes() == before  # nothing trained
+
+
+def test_resume_accepts_the_saved_value_and_applies_more_iterations(
+    capsys, phantom_labelled, tmp_path
+):
+    _stopped_run(capsys, phantom_labelled, tmp_path)
+    code, events, _ = train(
+        capsys, "--out", str(tmp_path), "--resume", "--lr", "0.01", "--iterations", "6"
+    )
+    assert code == 0 and of_type(events, Start)[0].total_iterations == 6
+    assert events[-1].iteration == 6 and not events[-1].stopped_early
+    assert json.loads(RunFolder(tmp_path).run_file.read_text())["settings"]["iterations"] == 6
+
+
+def test_resume_refuses_fewer_iterations_than_done(capsys, phantom_labelled, tmp_path):
+    _stopped_run(capsys, phantom_labelled, tmp_path)
+    code, events, _ = train(capsys, "--out", str(tmp_path), "--resume", "--iterations", "1")
+    assert code != 0 and "already at iteration 2" in events[-1].message
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [("{", "not valid JSON"), ("[]", "expected a JSON object"), ('{"settings": {}}', "'data'"),
+     ('{"settings": {"iterations": "many"}, "data": {}}', "iterations")],
+)  # fmt: skip
+def test_a_malformed_run_file_is_an_error_naming_it(
+    capsys, phantom_labelled, tmp_path, content, problem
+):
+    _stopped_run(capsys, phantom_labelled, tmp_path)
+    RunFolder(tmp_path).run_file.write_text(content)
+    code, events, _ = train(capsys, "--out", str(tmp_path), "--resume")
+    message = events[-1].message
+    assert code != 0 and "run.json" in message and problem in message
+    assert "KeyError" not in message and "internal error" not in message
 
 
 def test_list_methods_prints_every_registered_method_without_torch() -> None:
@@ -232,7 +294,5 @@ def test_list_methods_prints_every_registered_method_without_torch() -> None:
 
 
 def test_train_without_out_is_a_usage_error(capsys) -> None:
-    from hc_studio.core.cli import main
-
     assert main(["train", "--labeled", "x"]) == 2
     assert "--out" in capsys.readouterr().err

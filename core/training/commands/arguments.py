@@ -1,34 +1,32 @@
-"""Argument types shared by the training commands (`train`, `pretrain`)."""
+"""Argument types shared by the training commands (`train`, `pretrain`).
+
+The parsers live with the settings they parse (`core.training_settings`); this module gives the
+commands without a settings dataclass of their own the same types and the same image size.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-MULTIPLE = 16  # 2 ** the U-Net's number of poolings
+from ...training_settings import IMAGE_MULTIPLE, TrainSettings, image_size, positive_int
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+MULTIPLE = IMAGE_MULTIPLE
+__all__ = ["MULTIPLE", "add_image_size_argument", "image_size", "positive_int"]
 
 
-def image_size(text: str) -> int:
-    value = int(text)
-    if value <= 0 or value % MULTIPLE:
-        raise argparse.ArgumentTypeError(
-            f"image sizes must be positive multiples of {MULTIPLE}, got {text}"
-        )
-    return value
+def default_image_size() -> tuple[int, int]:
+    """The training image size default, written once in TrainSettings."""
+    return next(f.default for f in dataclasses.fields(TrainSettings) if f.name == "image_size")
 
 
 def add_image_size_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    height, width = default_image_size()
     parser.add_argument(
         "--image-size",
         type=image_size,
         nargs=2,
-        default=(192, 288),
+        default=(height, width),
         metavar=("H", "W"),
-        help=f"network input, multiples of {MULTIPLE} (default 192 288)",
+        help=f"Network input height and width, multiples of {MULTIPLE} (default {height} {width}).",
     )

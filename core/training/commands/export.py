@@ -16,26 +16,43 @@ import argparse
 from pathlib import Path
 
 from ...commands.common import say
+from ...run_folder import BEST_CHECKPOINT, CHECKPOINTS_FOLDER, LAST_CHECKPOINT
 
 HELP = "export a checkpoint (or an HC Studio model) to one ONNX file, checked against torch"
 EXIT_OK, EXIT_ERROR = 0, 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    layout = f"RUN_DIR/{CHECKPOINTS_FOLDER}/{BEST_CHECKPOINT} or {LAST_CHECKPOINT}"
     parser.add_argument(
         "checkpoint",
         type=Path,
         metavar="CKPT",
-        help="a checkpoint (RUN_DIR/checkpoints/best.pt or last.pt) or an HC Studio ONNX model",
+        help=f"A checkpoint ({layout}) or an HC Studio ONNX model; required.",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx")
-    parser.add_argument("--name", help="model name in the metadata (default: the run's folder)")
-    parser.add_argument("--data", help="description of the training data, for the metadata")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="MODEL.onnx",
+        help="The ONNX file to write; required.",
+    )
+    parser.add_argument(
+        "--name",
+        help="Model name in the metadata (default: the run folder's name for a checkpoint, "
+        "the model's own name for an ONNX model).",
+    )
+    parser.add_argument(
+        "--data",
+        help="Description of the training data for an ONNX model's metadata (default: the "
+        "model's own; a checkpoint carries its own).",
+    )
     parser.add_argument(
         "--validation",
         type=Path,
         metavar="EVAL.json",
-        help="an `hc-studio evaluate` JSON report whose figures the model should carry",
+        help="An `hc-studio evaluate` JSON report whose figures an ONNX model should carry "
+        "(default: the model's own figures).",
     )
 
 
@@ -50,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
         summarise_evaluation,
     )
 
+    if args.checkpoint.suffix.lower() != ".onnx" and (args.data or args.validation):
+        say(
+            "hc-studio export: error: --data and --validation apply to an HC Studio ONNX model: "
+            "export the checkpoint first, then export that model again with them"
+        )
+        return EXIT_ERROR
     try:
         validation = None
         if args.validation is not None:

@@ -15,6 +15,7 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 from ...commands.common import say
 from ...events import Error, Event, EventWriter
@@ -24,6 +25,15 @@ HELP = "pretrain the U-Net encoder contrastively (patients and pixel sizes as po
 EXIT_OK, EXIT_ERROR = 0, 1
 
 
+# The command-line defaults of PretrainSettings' fields; the help must not import torch (which
+# core.training.pretrain does), so they are repeated here and a test keeps them equal.
+DEFAULTS = SimpleNamespace(iterations=500, batch_size=16, width=16, lr=1e-3, seed=0)
+
+
+def _defaults() -> SimpleNamespace:
+    return DEFAULTS
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames",
@@ -31,36 +41,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         required=True,
         metavar="DIR",
-        help="folders of frames (stills, DICOM, video; labelled folders too)",
+        help="Folders of frames (stills, DICOM, video; labelled folders too); required.",
     )
     parser.add_argument(
         "--pixel-csv",
         type=Path,
         metavar="CSV",
-        help="HC18-style 'filename,pixel size(mm)' CSV (found beside each folder otherwise)",
+        help="HC18-style 'filename,pixel size(mm)' CSV (default: the CSV found beside each "
+        "folder).",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="ENCODER.pt")
-    parser.add_argument("--iterations", type=positive_int, default=500, metavar="N")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="ENCODER.pt",
+        help="The encoder checkpoint to write; required.",
+    )
+    defaults = _defaults()
+    parser.add_argument(
+        "--iterations",
+        type=positive_int,
+        default=defaults.iterations,
+        metavar="N",
+        help=f"Optimisation steps (default {defaults.iterations}).",
+    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=16,
+        default=defaults.batch_size,
         metavar="B",
-        help="frames per step (default 16)",
+        help=f"Frames per step (default {defaults.batch_size}).",
     )
     add_image_size_argument(parser)
     parser.add_argument(
-        "--width", type=positive_int, default=16, help="U-Net first-level channels (default 16)"
+        "--width",
+        type=positive_int,
+        default=defaults.width,
+        help=f"Channels of the U-Net's first level (default {defaults.width}).",
     )
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=defaults.lr,
+        help=f"Adam learning rate, decayed along a cosine (default {defaults.lr:g}).",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"Seed of every random choice (default {defaults.seed}).",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="Where to train; auto takes a CUDA GPU when there is one (default auto).",
+    )
     parser.add_argument(
         "--threads",
         type=int,
         default=0,
         metavar="N",
-        help="CPU threads (default: 1 or all cores, whichever a quick probe finds faster)",
+        help="CPU threads (default 0: 1 or all cores, whichever a quick probe finds faster).",
     )
 
 

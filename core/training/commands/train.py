@@ -8,7 +8,10 @@ Stop cleanly (checkpoint, ONNX export, `done`): a line `{"cmd": "stop"}` on stdi
 stdin when it is a pipe (the parent went away); SIGTERM; SIGINT. `--no-stdin` ignores stdin.
 
 `--resume` continues RUN_DIR from its last checkpoint with the settings and data it was started
-with (RUN_DIR/run.json); the result equals that of an uninterrupted run.
+with (RUN_DIR/run.json); the result equals that of an uninterrupted run. A setting given again
+with `--resume` must equal the saved one, except those in CHANGEABLE_ON_RESUME (applied).
+
+The options are derived from `core.training_settings` (each default is written there once).
 
 Multi-process: `torchrun --nproc-per-node K -m hc_studio.core.cli train ...` (gloo on CPU, NCCL
 on GPU); each process draws its own share of every batch, rank 0 validates and writes events.
@@ -17,6 +20,7 @@ on GPU); each process draws its own share of every batch, rank 0 validates and w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -26,232 +30,95 @@ from typing import Any
 
 from ...commands.common import say
 from ...events import Event, EventWriter, ImportProblemEvent, Progress, Start, Status
-from ..methods import REGISTRY
-from .arguments import add_image_size_argument
+from ...run_folder import RunFolder, SavedRun
+from ...training_settings import (
+    DataSettings,
+    TrainSettings,
+    add_settings_arguments,
+    differences,
+    flags_of,
+    given_values,
+    settings_from_args,
+)
 
 HELP = "train a segmentation model (semi-supervised) on labelled and unlabelled frames"
-RUN_FILE = "run.json"
 EXIT_OK, EXIT_ERROR = 0, 1
 HUMAN_PROGRESS_INTERVAL_S = 10.0
-# ERSR ablation switches: flag -> method Config field set to false.
-ABLATION_FLAGS = {
-    "no_filter": "use_filter",
-    "no_ellipse_refine": "use_ellipse_refine",
-    "no_symmetry": "use_symmetry",
-}
-
-
-def _fraction(low_open: bool):
-    def parse(text: str) -> float:
-        value = float(text)
-        ok = (0 < value <= 1) if low_open else (0 <= value < 1)
-        if not ok:
-            raise argparse.ArgumentTypeError(f"out of range: {text}")
-        return value
-
-    return parse
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key.strip(), value.strip()
+# Settings a resumed run takes from the command line; any other setting given with --resume must
+# equal the saved one. More (or fewer, but not below the checkpoint's) iterations stretch the
+# learning-rate decay and the ramp-up to the new total from the checkpoint on, so the result is
+# not that of an uninterrupted run of the new length; the other two change no weight.
+CHANGEABLE_ON_RESUME = ("iterations", "val_every", "stop_after")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--labeled",
-        "--labelled",
-        type=Path,
-        metavar="DIR",
-        help="labelled folder (HC18 layout or images/ + masks/)",
-    )
-    data.add_argument(
-        "--unlabeled",
-        "--unlabelled",
-        type=Path,
-        metavar="DIR",
-        help="folder of unlabelled frames (stills, DICOM, video)",
-    )
-    val = data.add_mutually_exclusive_group()
-    val.add_argument("--val", type=Path, metavar="DIR", help="labelled validation folder")
-    val.add_argument(
-        "--val-fraction",
-        type=_fraction(False),
-        default=0.2,
-        metavar="F",
-        help="share of the labelled patients held out for validation (default 0.2)",
-    )
-    data.add_argument(
-        "--labeled-fraction",
-        "--labelled-fraction",
-        type=_fraction(True),
-        default=1.0,
-        metavar="F",
-        help="keep this share of the training patients labelled; the others' "
-        "frames join the unlabelled stream (default 1)",
-    )
-    data.add_argument(
-        "--pixel-csv",
-        type=Path,
-        metavar="CSV",
-        help="HC18-style 'filename,pixel size(mm)' CSV (found automatically "
-        "beside the folder otherwise)",
-    )
-    run = parser.add_argument_group("run")
+    groups = {
+        name: parser.add_argument_group(name)
+        for name in ("data", "run", "optimisation", "network", "method options")
+    }
+    add_settings_arguments(parser, DataSettings, groups)
+    add_settings_arguments(parser, TrainSettings, groups)
+    run = groups["run"]
     run.add_argument(
-        "--method",
-        default="supervised",
-        metavar="M",
-        help="training method: " + ", ".join(REGISTRY) + " (default supervised)",
+        "--out", type=Path, metavar="RUN_DIR", help="Run folder (required to train; no default)."
     )
-    run.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (required to train)")
     run.add_argument(
         "--list-methods",
         action="store_true",
-        help="print the training methods with their one-line descriptions (JSON with --json)",
+        help="Print the training methods with their one-line descriptions and exit "
+        "(JSON with --json; default off).",
     )
     run.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
-        "--resume", action="store_true", help="continue RUN_DIR from its last checkpoint"
+        "--resume",
+        action="store_true",
+        help="Continue RUN_DIR from its last checkpoint with its saved settings; of the "
+        "settings only --iterations, --val-every may differ (default off).",
     )
     run.add_argument(
         "--init",
         type=Path,
         metavar="ONNX_OR_CKPT",
-        help="start from the weights of an HC Studio model or checkpoint",
+        help="Start from the weights of an HC Studio model or checkpoint (default: random).",
     )
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="Where to train; auto takes a CUDA GPU when there is one (default auto).",
+    )
     run.add_argument(
         "--threads",
         type=int,
         default=0,
         metavar="N",
-        help="CPU threads per process (default: 1 or all cores, whichever a quick "
-        "probe finds faster)",
+        help="CPU threads per process (default 0: 1 or all cores, whichever a quick probe "
+        "finds faster).",
     )
     run.add_argument(
         "--no-stdin",
         action="store_true",
-        help="ignore stdin (by default a stop line, or a closed stdin pipe, stops)",
+        help="Ignore stdin; otherwise a stop line, or a closed stdin pipe, stops (default off).",
     )
-    run.add_argument("--stop-after", type=int, default=0, help=argparse.SUPPRESS)
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--iterations", type=int, default=1000, metavar="N")
-    optim.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        metavar="B",
-        help="labelled frames per step and process (default 8)",
-    )
-    optim.add_argument(
-        "--unlabeled-batch-size",
-        type=int,
-        default=0,
-        metavar="B",
-        help="unlabelled frames per step and process (default: --batch-size)",
-    )
-    add_image_size_argument(optim)
-    optim.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    optim.add_argument("--lr", type=float, default=0.01, help="base learning rate (poly decay)")
-    optim.add_argument(
-        "--warmup-iterations",
-        type=int,
-        default=0,
-        metavar="N",
-        help="supervised-only steps before the method's own loss",
-    )
-    optim.add_argument(
-        "--rampup-fraction",
-        type=float,
-        default=0.33,
-        metavar="F",
-        help="consistency ramp-up length as a share of the steps after warm-up",
-    )
-    optim.add_argument(
-        "--consistency", type=float, default=0.1, help="maximum weight of the unsupervised loss"
-    )
-    optim.add_argument("--ema-decay", type=float, default=0.99)
-    optim.add_argument(
-        "--val-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="validate and checkpoint every N steps (default: ~10 times a run)",
-    )
-    optim.add_argument("--no-augment", action="store_true")
-    net = parser.add_argument_group("network")
-    net.add_argument("--width", type=int, default=16, help="first-level channels (default 16)")
-    net.add_argument("--norm", choices=("batch", "group"), default="batch")
-    net.add_argument("--dilated-bottleneck", action="store_true")
-    method = parser.add_argument_group("method options")
-    method.add_argument(
-        "--set",
-        dest="method_options",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a field of the method's Config, e.g. --set noise_std=0.05",
-    )
-    method.add_argument("--no-filter", action="store_true", help="ERSR: no pseudo-label filter")
-    method.add_argument(
-        "--no-ellipse-refine",
-        action="store_true",
-        help="ERSR: no ellipse refinement of pseudo-labels",
-    )
-    method.add_argument("--no-symmetry", action="store_true", help="ERSR: no symmetry consistency")
 
 
 # ---------------------------------------------------------------- settings
 
 
-def settings_from_args(args: argparse.Namespace):
-    from ..trainer import TrainSettings
-
-    options = dict(args.method_options)
-    for flag, config_field in ABLATION_FLAGS.items():
-        if getattr(args, flag):
-            options[config_field] = "false"
-    return TrainSettings(
-        method=args.method,
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        unlabelled_batch_size=args.unlabeled_batch_size,
-        image_size=tuple(args.image_size),
-        optimizer=args.optimizer,
-        lr=args.lr,
-        warmup_iterations=args.warmup_iterations,
-        rampup_fraction=args.rampup_fraction,
-        consistency=args.consistency,
-        ema_decay=args.ema_decay,
-        seed=args.seed,
-        val_every=args.val_every,
-        width=args.width,
-        norm=args.norm,
-        dilated_bottleneck=args.dilated_bottleneck,
-        augment=not args.no_augment,
-        method_options=options,
-        stop_after=args.stop_after,
-    )
-
-
-def data_options_from_args(args: argparse.Namespace):
+def data_options(data: DataSettings, settings: TrainSettings):
+    """The data loader's options for `data`, read at the settings' image size and seed."""
     from ..data import DataOptions
 
     return DataOptions(
-        labelled_dir=args.labeled,
-        unlabelled_dir=args.unlabeled,
-        val_dir=args.val,
-        val_fraction=0.0 if args.val is not None else args.val_fraction,
-        labelled_fraction=args.labeled_fraction,
-        pixel_csv=args.pixel_csv,
-        image_size=tuple(args.image_size),
-        seed=args.seed,
+        labelled_dir=data.labelled_dir,
+        unlabelled_dir=data.unlabelled_dir,
+        val_dir=data.val_dir,
+        val_fraction=0.0 if data.val_dir is not None else data.val_fraction,
+        labelled_fraction=data.labelled_fraction,
+        pixel_csv=data.pixel_csv,
+        image_size=tuple(settings.image_size),
+        seed=settings.seed,
     )
 
 
@@ -262,13 +129,53 @@ def _options_to_json(options) -> dict[str, Any]:
     }
 
 
-def _options_from_json(data: dict[str, Any]):
-    from ..data import DataOptions
+def resumed_settings(
+    saved: SavedRun, args: argparse.Namespace, run_file: Path
+) -> tuple[TrainSettings, DataSettings]:
+    """The saved settings with the changes a resume allows; _RunError names any other change."""
+    from ..methods import canonical_name
 
-    paths = ("labelled_dir", "unlabelled_dir", "val_dir", "pixel_csv")
-    values = {k: (Path(v) if k in paths and v is not None else v) for k, v in data.items()}
-    values["image_size"] = tuple(values["image_size"])
-    return DataOptions(**values)
+    wanted = given_values(TrainSettings, args)
+    if "method" in wanted:
+        wanted["method"] = canonical_name(wanted["method"])
+    saved_settings = dataclasses.replace(
+        saved.settings, method=canonical_name(saved.settings.method)
+    )
+    options = wanted.pop("method_options", {})
+    refused = [d for d in differences(saved_settings, wanted) if d[0] not in CHANGEABLE_ON_RESUME]
+    refused += [
+        (f"method_options[{key}]", saved_settings.method_options.get(key), value)
+        for key, value in options.items()
+        if saved_settings.method_options.get(key) != value
+    ]
+    refused += list(differences(saved.data, given_values(DataSettings, args)))
+    if refused:
+        changes = "; ".join(
+            f"{_flag(name)} is {_shown(old)} in {run_file.name}, {_shown(new)} was given"
+            for name, old, new in refused
+        )
+        raise _RunError(
+            f"--resume continues a run with its saved settings: {changes}. Start a new run "
+            "(another --out) to change them"
+        )
+    allowed = {k: v for k, v in wanted.items() if k in CHANGEABLE_ON_RESUME}
+    return dataclasses.replace(saved_settings, **allowed), saved.data
+
+
+def _flag(name: str) -> str:
+    if name.startswith("method_options["):
+        return "--set " + name[len("method_options[") : -1]
+    for settings_type in (TrainSettings, DataSettings):
+        for item in dataclasses.fields(settings_type):
+            if item.name == name:
+                return flags_of(item)[0]
+    return name
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return "none" if value is None else str(value)
 
 
 def _describe_data(options, counts: dict[str, int]) -> str:
@@ -332,21 +239,6 @@ def _device(choice: str):
     return use_cuda
 
 
-def _load_run_file(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / RUN_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _write_run_file(run_dir: Path, settings, options) -> None:
-    from ...atomic import atomic_write
-
-    content = {"settings": settings.to_dict(), "data": _options_to_json(options)}
-    with atomic_write(run_dir / RUN_FILE, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2)
-
-
 def list_methods(as_json: bool) -> int:
     """Print the registered methods; needs no torch (the registry is torch-free)."""
     from ..methods import REGISTRY
@@ -374,13 +266,13 @@ def run(args: argparse.Namespace) -> int:
 
     threads_before = torch.get_num_threads()
 
-    run_dir: Path = args.out
+    folder = RunFolder(args.out)
     use_cuda = _device(args.device) if args.device != "cpu" else False
     dist_info = init_distributed(use_cuda)
     writer = None
     if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        writer = EventWriter(run_dir / "events.jsonl", sys.stdout)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        writer = EventWriter(folder.events_file, sys.stdout)
     reporter = _Reporter(writer)
     stop = StopSignal()
     restore_signal_handlers = stop.install_signal_handlers()
@@ -393,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
             device = torch.device("cpu")
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size))
             torch.set_num_threads(choose_threads(args.threads, local_world))
-        return _train(args, run_dir, device, dist_info, reporter, stop)
+        return _train(args, folder, device, dist_info, reporter, stop)
     except _known_errors() as error:
         reporter.emit(_error_event(str(error)))
         return EXIT_ERROR
@@ -434,42 +326,51 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def _resolve_run(args: argparse.Namespace, run_dir: Path):
-    """(settings, data options, checkpoint or None) for a new or resumed run."""
+def _resolve_run(args: argparse.Namespace, folder: RunFolder):
+    """(settings, data, checkpoint or None) for a new or resumed run."""
     from ..checkpoint import load_checkpoint
     from ..methods import canonical_name
 
-    last = run_dir / "checkpoints" / "last.pt"
-    saved = _load_run_file(run_dir)
-    if args.resume and saved is not None:
-        from ..trainer import TrainSettings
-
-        settings = TrainSettings.from_dict(saved["settings"])
-        options = _options_from_json(saved["data"])
-        checkpoint = load_checkpoint(last) if last.exists() else None
-        return settings, options, checkpoint
-    if last.exists() and not args.resume:
+    saved = folder.read_run_file() if args.resume else None
+    if saved is not None:
+        settings, data = resumed_settings(saved, args, folder.run_file)
+        checkpoint = None
+        if folder.last_checkpoint.exists():
+            if args.init is not None:
+                raise _RunError(
+                    "--init with --resume: a resumed run continues from its own checkpoint"
+                )
+            checkpoint = load_checkpoint(folder.last_checkpoint)
+            done = int(checkpoint["iteration"])
+            if settings.iterations < done:
+                raise _RunError(
+                    f"--iterations {settings.iterations}: the run is already at iteration {done}"
+                )
+        return settings, data, checkpoint
+    if folder.last_checkpoint.exists() and not args.resume:
         raise _RunError(
-            f"{run_dir.name} already holds a run: use --resume to continue it, or another --out"
+            f"{folder.name} already holds a run: use --resume to continue it, or another --out"
         )
-    if args.labeled is None:
+    data = settings_from_args(DataSettings, args)
+    if data.labelled_dir is None:
         raise _RunError("--labeled DIR is required (unless resuming a run)")
-    canonical_name(args.method)  # fail fast on an unknown method
-    return settings_from_args(args), data_options_from_args(args), None
+    settings = settings_from_args(TrainSettings, args)
+    canonical_name(settings.method)  # fail fast on an unknown method
+    return settings, data, None
 
 
-def _train(args, run_dir: Path, device, dist_info, reporter: _Reporter, stop) -> int:
+def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop) -> int:
     import torch
 
     from ..data import prepare_data
     from ..distributed import gather_objects
     from ..trainer import Trainer, build_method
 
-    settings, options, checkpoint = _resolve_run(args, run_dir)
+    settings, data_settings, checkpoint = _resolve_run(args, folder)
     if args.init is not None and checkpoint is None:
         settings = _with_init_architecture(settings, args.init)
+    options = data_options(data_settings, settings)
     build_method(settings)  # check the method options before the (long) data preparation
-    cache_path = run_dir / "cache.npz"
 
     def status(message: str) -> None:
         reporter.emit(Status(message=message))
@@ -477,8 +378,8 @@ def _train(args, run_dir: Path, device, dist_info, reporter: _Reporter, stop) ->
     data, failure = None, None
     if dist_info.is_main:
         try:
-            data = prepare_data(options, cache_path, status)
-            _write_run_file(run_dir, settings, options)
+            data = prepare_data(options, folder.cache_file, status)
+            folder.write_run_file(settings, data_settings)
         except Exception as error:  # noqa: BLE001 (re-raised below, after telling the others)
             failure = error
     all_ready = all(gather_objects(failure is None, dist_info))
@@ -487,14 +388,14 @@ def _train(args, run_dir: Path, device, dist_info, reporter: _Reporter, stop) ->
     if not all_ready:
         raise _RunError("preparing the data failed in the first process")
     if not dist_info.is_main:
-        data = prepare_data(options, cache_path)  # rank 0 has written the cache: no decoding
+        data = prepare_data(options, folder.cache_file)  # rank 0 has written the cache
     for problem in data.problems:
         reporter.emit(ImportProblemEvent(path=str(problem.path), problem=problem.problem))
     counts = data.counts()
     trainer = Trainer(
         settings,
         data,
-        run_dir,
+        folder.path,
         reporter,
         stop,
         device,
@@ -508,7 +409,7 @@ def _train(args, run_dir: Path, device, dist_info, reporter: _Reporter, stop) ->
     reporter.emit(
         Start(
             method=trainer.settings.method,
-            run_dir=str(run_dir),
+            run_dir=str(folder.path),
             total_iterations=settings.iterations,
             start_iteration=trainer.iteration,
             counts=counts,
