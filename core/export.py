@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .ellipse import Ellipse
-from .records import MeasurementRecord
+from .records import MeasurementRecord, parse_status_text
 from .spacing import Spacing
 
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -95,7 +95,7 @@ def record_row(record: MeasurementRecord) -> dict[str, str]:
     values: dict[str, object] = {
         "file": record.file,
         "frame_index": str(record.frame_index),
-        "status": record.status,
+        "status": record.status_text,
         "origin": record.origin,
         "accepted": _accepted_text(record.accepted),
         "unit": record.unit,
@@ -190,11 +190,13 @@ def _record_from_row(row: Mapping[str, str]) -> MeasurementRecord:
             float(row["semi_minor_px"]),
             math.radians(float(row["angle_deg"])),
         )
+    status, reasons = parse_status_text(row["status"])
     return MeasurementRecord(
         file=row["file"],
         frame_index=int(row["frame_index"]),
         spacing=spacing,
-        status=row["status"],
+        status=status,
+        reasons=reasons,
         ellipse_px=ellipse,
         hc=_optional(row["hc"], float),  # type: ignore[arg-type]
         bpd=_optional(row["bpd_outer_outer"], float),  # type: ignore[arg-type]
@@ -243,7 +245,7 @@ def hc18_row(record: MeasurementRecord) -> dict[str, str]:
     points down), in [0, pi). This is exactly `Ellipse`'s convention, mapped to mm per axis.
     """
     if record.ellipse_px is None:
-        raise ValueError(f"{record.file}: no ellipse to submit ({record.status})")
+        raise ValueError(f"{record.file}: no ellipse to submit ({record.status_text})")
     if not record.spacing.calibrated:
         raise ValueError(f"{record.file}: uncalibrated frame, the submission needs millimetres")
     spacing = record.spacing

@@ -22,7 +22,7 @@ import argparse
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .common import add_spacing_arguments, say
@@ -36,7 +36,11 @@ WITH_P95 = ("hc_abs_diff_mm",)
 
 @dataclass
 class FrameResult:
-    """One evaluated frame; None where a value does not exist (no ellipse, no calibration)."""
+    """One evaluated frame; None where a value does not exist (no ellipse, no calibration).
+
+    `status` is the measurement's status text ("ok", "review: ...", "error: ..."); `failed` says
+    whether the frame gave no head ellipse (it is not a column of the per-frame CSV).
+    """
 
     file: str
     patient: str
@@ -51,6 +55,10 @@ class FrameResult:
     hc_ref_mm: float | None = None
     hc_diff_mm: float | None = None
     hc_abs_diff_mm: float | None = None
+    failed: bool = field(default=False, metadata={"column": False})
+
+
+PER_FRAME_COLUMNS = [f.name for f in fields(FrameResult) if f.metadata.get("column", True)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +125,7 @@ def evaluate_pair(pair, engine) -> FrameResult:
     from ..io import Frame, FrameReadError
     from ..measure import measure_frame
     from ..metrics import dice
+    from ..records import Status, status_text
 
     spacing = pair.spacing
     result = FrameResult(
@@ -130,10 +139,11 @@ def evaluate_pair(pair, engine) -> FrameResult:
         frame = Frame(image, str(pair.image_path), 0, 1, spacing)
         measured = measure_frame(frame, engine)
     except (FrameReadError, OSError, ValueError, ArithmeticError) as error:
-        result.status = f"error: {getattr(error, 'problem', None) or error}"
+        problem = getattr(error, "problem", None) or str(error)
+        result.status, result.failed = status_text(Status.ERROR, (problem,)), True
         return result
     record = measured.record
-    result.status = record.status
+    result.status, result.failed = record.status_text, record.status.is_failure
     predicted = largest_component(measured.prob > 0.5)
     _score_masks(result, predicted, reference, spacing)
     if record.ellipse_px is not None:
@@ -189,16 +199,10 @@ def summarise(values: list[float | None], with_p95: bool = False) -> dict[str, f
 
 def build_report(results: list[FrameResult], problems, model_name: str, model_path: str) -> dict:
     """The JSON summary (see the module docstring)."""
-    from ..measure import STATUS_NO_HEAD
-
     report: dict = {"model": model_name, "model_path": model_path, "frames": len(results)}
     for metric in METRICS:
         report[metric] = summarise([getattr(r, metric) for r in results], metric in WITH_P95)
-    report["failures"] = [
-        {"file": r.file, "reason": r.status}
-        for r in results
-        if r.status == STATUS_NO_HEAD or r.status.startswith("error")
-    ]
+    report["failures"] = [{"file": r.file, "reason": r.status} for r in results if r.failed]
     report["uncalibrated"] = [r.file for r in results if r.pixel_mm is None]
     report["import_problems"] = [
         {"file": problem.path.name, "problem": problem.problem} for problem in problems
@@ -218,26 +222,29 @@ def _write_outputs(report: dict, results: list[FrameResult], args: argparse.Name
         say(f"summary written to {args.json}")
     if args.per_frame is not None:
         with atomic_write(args.per_frame, newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(asdict(results[0])))
+            writer = csv.DictWriter(handle, fieldnames=PER_FRAME_COLUMNS)
             writer.writeheader()
             writer.writerows(_csv_row(result) for result in results)
         say(f"per-frame results written to {args.per_frame}")
 
 
 def _csv_row(result: FrameResult) -> dict[str, str]:
+    values = {name: getattr(result, name) for name in PER_FRAME_COLUMNS}
     return {
         key: "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-        for key, value in asdict(result).items()
+        for key, value in values.items()
     }
 
 
 def _progress_line(result: FrameResult) -> str:
+    from ..records import Status
+
     parts = [result.file]
     if result.dice is not None:
         parts.append(f"dice {result.dice:.3f}")
     if result.hc_diff_mm is not None:
         parts.append(f"HC diff {result.hc_diff_mm:+.2f} mm")
-    if result.status != "ok":
+    if result.status != Status.OK:
         parts.append(result.status)
     return ", ".join(parts)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 
 from .common import add_spacing_arguments, positive_float, say
@@ -41,13 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress_line(position: int, total: int, record) -> str:
+    from ..records import Status
+
     name = Path(record.file).name
     if record.frame_index > 0:
         name = f"{name} #{record.frame_index}"
     if record.hc is None:
-        return f"[{position}/{total}] {name}  {record.status}"
+        return f"[{position}/{total}] {name}  {record.status_text}"
     text = f"[{position}/{total}] {name}  HC {record.hc:.1f} {record.unit}"
-    return text if record.status == "ok" else f"{text}  ({record.status})"
+    return text if record.status is Status.OK else f"{text}  ({record.status_text})"
 
 
 def _resolve_model(requested: Path | None) -> Path:
@@ -90,22 +93,29 @@ class _MaskWriter:
 
 
 def _summary(records: list, out: Path) -> str:
-    from ..measure import ERROR_PREFIX, REVIEW_PREFIX, STATUS_NO_HEAD
+    from ..records import Status
 
-    ok = sum(record.status == "ok" for record in records)
-    review = sum(record.status.startswith(REVIEW_PREFIX) for record in records)
-    no_head = sum(record.status == STATUS_NO_HEAD for record in records)
-    errors = sum(record.status.startswith(ERROR_PREFIX) for record in records)
+    counts = Counter(record.status for record in records)
+    not_a_head = counts[Status.NOT_A_HEAD]
     return (
-        f"{len(records)} frame(s): {ok} ok, {review} to review, {no_head} without a head, "
-        f"{errors} unreadable -> {out}"
+        f"{len(records)} frame(s): {counts[Status.OK]} ok, {counts[Status.REVIEW]} to review, "
+        f"{counts[Status.NO_HEAD]} without a head, "
+        + (f"{not_a_head} not a fetal head, " if not_a_head else "")
+        + f"{counts[Status.ERROR]} unreadable -> {out}"
     )
+
+
+def _failure_text(record) -> str:
+    """Why a frame gave no measurement: an error's problem, else the status with its reasons."""
+    from ..records import Status
+
+    return record.reasons[0] if record.status is Status.ERROR else record.status_text
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export import write_hc18_submission, write_records_csv
     from ..inference import SegmentationEngine
-    from ..measure import ERROR_PREFIX, expand_paths, is_failure, measure_file_frames
+    from ..measure import expand_paths, is_failure, measure_file_frames
     from ..spacing import Spacing, read_pixel_csv
 
     files = expand_paths(args.paths)
@@ -134,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
             say(f"HC18 submission: {len(skipped)} frame(s) left out (no ellipse or no pixel size)")
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
-        say(f"{record.file}{frame}: {record.status.removeprefix(ERROR_PREFIX)}")
+        say(f"{record.file}{frame}: {_failure_text(record)}")
     say(_summary(records, args.out))
     return 1 if any(is_failure(record) for record in records) else 0
