@@ -1,9 +1,10 @@
 """CSV export of measurement records, and the HC18 challenge submission format.
 
-Records CSV: one row per frame, columns `RECORD_COLUMNS`. Lengths (`hc`, `bpd_outer_outer`,
-`ofd_outer_outer`) are in the row's `unit` ("mm", or "px" for an uncalibrated frame) and `area`
-in unit^2; columns ending in `_px` are always pixels, `_mm` always millimetres (empty when the
-frame is uncalibrated), so a pixel value never sits in a millimetre column.
+Records CSV: one row per frame, columns `RECORD_COLUMNS`. The biometry columns are those that
+`HeadBiometry.COLUMNS` declares (`hc`, `bpd_outer_outer`, `ofd_outer_outer` in the row's `unit`,
+"mm" or "px" for an uncalibrated frame; `area` in unit^2); columns ending in `_px` are always
+pixels, `_mm` always millimetres (empty when the frame is uncalibrated), so a pixel value never
+sits in a millimetre column.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .atomic import atomic_write
+from .biometry import HeadBiometry, ellipse_in_mm
 from .ellipse import Ellipse
 from .records import MeasurementRecord, parse_status_text
 from .spacing import Spacing
 
+_BIOMETRY = HeadBiometry.COLUMNS
 RECORD_COLUMNS: tuple[str, ...] = (
     "file",
     "frame_index",
@@ -33,10 +36,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "semi_major_px",
     "semi_minor_px",
     "angle_deg",
-    "hc",
-    "bpd_outer_outer",
-    "ofd_outer_outer",
-    "area",
+    *(column.name for column in _BIOMETRY),
     "ga_hadlock_weeks",
     "ga_hadlock_note",
     "ga_intergrowth_weeks",
@@ -66,10 +66,7 @@ _DECIMALS = {
     "semi_major_px": 3,
     "semi_minor_px": 3,
     "angle_deg": 4,
-    "hc": 3,
-    "bpd_outer_outer": 3,
-    "ofd_outer_outer": 3,
-    "area": 3,
+    **{column.name: column.decimals for column in _BIOMETRY},
     "ga_hadlock_weeks": 2,
     "ga_intergrowth_weeks": 2,
     "z_score": 3,
@@ -87,6 +84,12 @@ def _number(value: float | None, decimals: int) -> str:
 
 def _accepted_text(accepted: bool | None) -> str:
     return "" if accepted is None else ("true" if accepted else "false")
+
+
+def _biometry_cells(biometry: HeadBiometry | None) -> dict[str, float | None]:
+    if biometry is None:
+        return {column.name: None for column in _BIOMETRY}
+    return dict(biometry.cells())
 
 
 def record_row(record: MeasurementRecord) -> dict[str, str]:
@@ -107,10 +110,7 @@ def record_row(record: MeasurementRecord) -> dict[str, str]:
         "semi_major_px": ellipse.a if ellipse else None,
         "semi_minor_px": ellipse.b if ellipse else None,
         "angle_deg": math.degrees(ellipse.angle) if ellipse else None,
-        "hc": record.hc,
-        "bpd_outer_outer": record.bpd,
-        "ofd_outer_outer": record.ofd,
-        "area": record.area,
+        **_biometry_cells(record.biometry),
         "ga_hadlock_weeks": record.ga_hadlock_weeks,
         "ga_hadlock_note": record.ga_hadlock_note,
         "ga_intergrowth_weeks": record.ga_intergrowth_weeks,
@@ -198,10 +198,7 @@ def _record_from_row(row: Mapping[str, str]) -> MeasurementRecord:
         status=status,
         reasons=reasons,
         ellipse_px=ellipse,
-        hc=_optional(row["hc"], float),  # type: ignore[arg-type]
-        bpd=_optional(row["bpd_outer_outer"], float),  # type: ignore[arg-type]
-        ofd=_optional(row["ofd_outer_outer"], float),  # type: ignore[arg-type]
-        area=_optional(row["area"], float),  # type: ignore[arg-type]
+        biometry=HeadBiometry.from_cells(row, spacing.unit),
         ga_hadlock_weeks=_optional(row["ga_hadlock_weeks"], float),  # type: ignore[arg-type]
         ga_hadlock_note=row["ga_hadlock_note"],
         ga_intergrowth_weeks=_optional(row["ga_intergrowth_weeks"], float),  # type: ignore[arg-type]
@@ -248,8 +245,7 @@ def hc18_row(record: MeasurementRecord) -> dict[str, str]:
         raise ValueError(f"{record.file}: no ellipse to submit ({record.status_text})")
     if not record.spacing.calibrated:
         raise ValueError(f"{record.file}: uncalibrated frame, the submission needs millimetres")
-    spacing = record.spacing
-    ellipse_mm = record.ellipse_px.scaled(spacing.col_mm, spacing.row_mm)
+    ellipse_mm = ellipse_in_mm(record.ellipse_px, record.spacing)
     values = (ellipse_mm.cx, ellipse_mm.cy, ellipse_mm.a, ellipse_mm.b, ellipse_mm.angle)
     return {
         "filename": Path(record.file).name,

@@ -80,10 +80,7 @@ def record_from_ellipse(
         spacing=spacing,
         status=Status.OK,
         ellipse_px=ellipse_px,
-        hc=biometry.hc,
-        bpd=biometry.bpd,
-        ofd=biometry.ofd,
-        area=biometry.area,
+        biometry=biometry,
         model=model,
         origin=origin,
     )

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .biometry import HeadBiometry
 from .ellipse import Ellipse
 from .spacing import Spacing
 
@@ -59,8 +60,9 @@ def parse_status_text(text: str) -> tuple[Status, tuple[str, ...]]:
 class MeasurementRecord:
     """What HC Studio reports for one frame.
 
-    Lengths are in mm when the spacing is calibrated, else in pixels (`unit == "px"`).
-    `ellipse_px` is in frame pixel coordinates; `bpd`/`ofd` are outer-to-outer minor/major axes.
+    `biometry` holds the head's values (HC, BPD and OFD outer-to-outer, area) in mm when the
+    spacing is calibrated, else in pixels (`unit == "px"`); None when nothing was measured.
+    `ellipse_px` is in frame pixel coordinates.
     A frame with no head keeps its record with `ellipse_px is None`, its `status` and the
     `reasons`. A plain status word ("ok") is accepted and made a `Status`.
     """
@@ -71,10 +73,7 @@ class MeasurementRecord:
     status: Status = Status.OK
     reasons: tuple[str, ...] = ()
     ellipse_px: Ellipse | None = None
-    hc: float | None = None
-    bpd: float | None = None
-    ofd: float | None = None
-    area: float | None = None
+    biometry: HeadBiometry | None = None
     ga_hadlock_weeks: float | None = None
     ga_hadlock_note: str = ""
     ga_intergrowth_weeks: float | None = None
@@ -104,6 +103,24 @@ class MeasurementRecord:
     @property
     def ok(self) -> bool:
         return self.status is Status.OK and self.ellipse_px is not None
+
+    # The head's values read through the record keep the many views that show one value short
+    # (`record.hc`); they live only in `biometry`.
+    @property
+    def hc(self) -> float | None:
+        return None if self.biometry is None else self.biometry.hc
+
+    @property
+    def bpd(self) -> float | None:
+        return None if self.biometry is None else self.biometry.bpd
+
+    @property
+    def ofd(self) -> float | None:
+        return None if self.biometry is None else self.biometry.ofd
+
+    @property
+    def area(self) -> float | None:
+        return None if self.biometry is None else self.biometry.area
 
     def replace(self, **changes) -> MeasurementRecord:
         return dataclasses.replace(self, **changes)
