@@ -88,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate; 0 when every frame was evaluated, 1 when some failed or were not imported."""
     from ..dataset import import_labelled_folder
     from ..inference import SegmentationEngine
+    from ..output_paths import check_outputs, labelled_folder_inputs
 
-    engine = SegmentationEngine(_model_path(args.model), device=args.device)
+    model = _model_path(args.model)
+    inputs = [*labelled_folder_inputs(args.folder), model]
+    inputs += [args.pixel_csv] if args.pixel_csv else []
+    check_outputs({"--json": args.json, "--per-frame": args.per_frame}, inputs)
+    engine = SegmentationEngine(model, device=args.device)
     imported = import_labelled_folder(args.folder, args.pixel_csv, args.pixel_size, False)
     for problem in imported.problems:
         say(f"skipped {problem}")

@@ -54,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset import import_labelled_folder
     from ..export import write_records_csv
     from ..measure import record_from_ellipse
+    from ..output_paths import check_outputs, labelled_folder_inputs
 
+    inputs = [*labelled_folder_inputs(args.folder), *([args.pixel_csv] if args.pixel_csv else [])]
+    check_outputs({"--out": args.out}, inputs)
     result = import_labelled_folder(
         args.folder, pixel_csv=args.pixel_csv, pixel_mm=args.pixel_size, load_pixels=False
     )

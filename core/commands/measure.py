@@ -6,9 +6,18 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from .common import add_spacing_arguments, positive_float, say
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    add_spacing_arguments,
+    positive_float,
+    say,
+    sigterm_as_interrupt,
+)
 
 HELP = "measure head circumference on frames (images, DICOM, video) and write a CSV"
+EXIT_STOPPED = 2  # an error stopped the batch (1: it ran, some frames gave no measurement)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +121,37 @@ def _failure_text(record) -> str:
     return record.reasons[0] if record.status is Status.ERROR else record.status_text
 
 
+def _check_output_paths(args: argparse.Namespace, files: list[Path], model: Path) -> None:
+    from ..output_paths import check_outputs, partial_path
+
+    inputs = [*files, model, *([args.pixel_csv] if args.pixel_csv else [])]
+    outputs = {
+        "--out": args.out,
+        "the partial file of --out": partial_path(args.out),
+        "--hc18-out": args.hc18_out,
+    }
+    check_outputs(outputs, inputs, folders={"--masks-out": args.masks_out})
+
+
+def _save_partial(records: list, out: Path, why: str) -> str:
+    """Write the rows measured so far beside `out` (never over it); the sentence that says so."""
+    from ..export import write_records_csv
+    from ..output_paths import partial_path
+
+    kept = f"{out} was not changed" if out.exists() else f"{out} was not written"
+    if not records:
+        return f"measuring stopped ({why}) before any frame was measured; {kept}"
+    partial = partial_path(out)
+    try:
+        write_records_csv(records, partial)
+    except OSError as error:
+        return f"measuring stopped ({why}); {kept}; the rows could not be saved: {error}"
+    return (
+        f"measuring stopped ({why}) after {len(records)} frame(s): the rows measured so far "
+        f"are in {partial}; {kept}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export import write_hc18_submission, write_records_csv
     from ..inference import SegmentationEngine
@@ -121,23 +161,35 @@ def run(args: argparse.Namespace) -> int:
     files = expand_paths(args.paths)
     if not files:
         raise ValueError("no frame files found in " + ", ".join(map(str, args.paths)))
+    model = _resolve_model(args.model)
+    _check_output_paths(args, files, model)  # before anything is read or measured
     csv_sizes = read_pixel_csv(args.pixel_csv) if args.pixel_csv else None
     override = Spacing.square(args.pixel_size, "user") if args.pixel_size else None
-    engine = SegmentationEngine(_resolve_model(args.model), device=args.device)
+    engine = SegmentationEngine(model, device=args.device)
     say(f"model {engine.name} on {engine.provider.removesuffix('ExecutionProvider')}")
     masks = _MaskWriter(args.masks_out) if args.masks_out else None
-    records = []
-    try:
-        for position, measured in measure_file_frames(
-            files, engine, override, csv_sizes, ga_weeks=args.ga_weeks
-        ):
-            record = measured.record
-            records.append(record)
-            say(_progress_line(position, len(files), record))
-            if masks is not None and record.ellipse_px is not None and measured.prob is not None:
-                masks.write(record, measured.prob.shape)
-    finally:  # an interrupted batch still saves what was measured
-        write_records_csv(records, args.out)
+    records: list = []
+    # A batch that stops early keeps the previous --out whole and its rows go beside it.
+    with sigterm_as_interrupt():
+        try:
+            for position, measured in measure_file_frames(
+                files, engine, override, csv_sizes, ga_weeks=args.ga_weeks
+            ):
+                record = measured.record
+                records.append(record)
+                say(_progress_line(position, len(files), record))
+                if masks and record.ellipse_px is not None and measured.prob is not None:
+                    masks.write(record, measured.prob.shape)
+            write_records_csv(records, args.out)
+        except KeyboardInterrupt as stop:
+            terminated = isinstance(stop, Terminated)
+            say(_save_partial(records, args.out, "terminated" if terminated else "interrupted"))
+            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        except Exception as error:
+            say(_save_partial(records, args.out, f"{type(error).__name__}: {error}"))
+            if getattr(args, "debug", False):
+                raise
+            return EXIT_STOPPED
     if args.hc18_out:
         skipped = write_hc18_submission(records, args.hc18_out)
         if skipped:
