@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .biometry import HeadBiometry, ellipse_in_mm
+from .csv_safety import SafeDictWriter, restore_cell
 from .ellipse import Ellipse
 from .records import MeasurementRecord, parse_status_text
 from .spacing import Spacing
@@ -145,7 +146,7 @@ def write_records_csv(
                 f"extra column {name!r} has {len(values)} values for {len(records)} rows"
             )
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*RECORD_COLUMNS, *extra])
+        writer = SafeDictWriter(handle, fieldnames=[*RECORD_COLUMNS, *extra])
         writer.writeheader()
         for index, record in enumerate(records):
             row = record_row(record)
@@ -227,7 +228,8 @@ def read_records_csv(path: str | Path) -> list[MeasurementRecord]:
         records = []
         for row in reader:
             try:
-                records.append(_record_from_row(row))
+                cells = {key: restore_cell(value) for key, value in row.items() if key is not None}
+                records.append(_record_from_row(cells))
             except (ValueError, TypeError) as error:
                 raise ValueError(f"{path}:{reader.line_num}: {error}") from None
     return records
@@ -269,7 +271,7 @@ def write_hc18_submission(
         except ValueError as error:
             skipped.append((record.file, str(error).split(": ", 1)[-1]))
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(HC18_COLUMNS))
+        writer = SafeDictWriter(handle, fieldnames=list(HC18_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
     return skipped

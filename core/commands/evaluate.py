@@ -19,7 +19,6 @@ Distances and HC are left out for frames without a calibrated pixel size.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -217,6 +216,7 @@ def build_report(results: list[FrameResult], problems, model_name: str, model_pa
 
 def _write_outputs(report: dict, results: list[FrameResult], args: argparse.Namespace) -> None:
     from ..atomic import atomic_write
+    from ..csv_safety import SafeDictWriter
 
     text = json.dumps(report, indent=2) + "\n"
     if args.json is None:
@@ -227,7 +227,7 @@ def _write_outputs(report: dict, results: list[FrameResult], args: argparse.Name
         say(f"summary written to {args.json}")
     if args.per_frame is not None:
         with atomic_write(args.per_frame, newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=PER_FRAME_COLUMNS)
+            writer = SafeDictWriter(handle, fieldnames=PER_FRAME_COLUMNS)
             writer.writeheader()
             writer.writerows(_csv_row(result) for result in results)
         say(f"per-frame results written to {args.per_frame}")
