@@ -30,13 +30,15 @@ def add_spacing_arguments(parser: argparse.ArgumentParser) -> None:
         "--pixel-size",
         type=positive_float,
         metavar="MM",
-        help="pixel size in mm for every frame (overrides DICOM and CSV)",
+        help="pixel size in mm for every frame, overriding DICOM and CSV (default: each file's "
+        "own from the pixel CSV or DICOM, else uncalibrated and reported in pixels)",
     )
     group.add_argument(
         "--pixel-csv",
         type=Path,
         metavar="CSV",
-        help="CSV 'filename,pixel size(mm)[,...]' giving each file's pixel size (HC18 style)",
+        help="CSV 'filename,pixel size(mm)[,...]' giving each file's pixel size, HC18 style "
+        "(default: none)",
     )
 
 

@@ -68,18 +68,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="labelled folder: HC18 (NNN_HC.png + NNN_HC_Annotation.png) or images/ + masks/",
     )
     parser.add_argument(
-        "--model", type=Path, metavar="ONNX", help="ONNX model (default: the installed model)"
+        "--model",
+        type=Path,
+        metavar="ONNX",
+        help="segmentation model (default: the model installed with HC Studio)",
     )
     add_spacing_arguments(parser)
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the summary as JSON")
     parser.add_argument(
-        "--per-frame", type=Path, metavar="CSV", help="write one CSV row per evaluated frame"
+        "--json",
+        type=Path,
+        metavar="OUT",
+        help="write the summary as JSON into this file (default: print it on stdout)",
+    )
+    parser.add_argument(
+        "--per-frame",
+        type=Path,
+        metavar="CSV",
+        help="write one CSV row per evaluated frame into this file (default: none)",
     )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where the model runs (default: CUDA when available)",
+        help="where the model runs; auto uses CUDA when it works, else the CPU "
+        "(default: %(default)s)",
     )
 
 

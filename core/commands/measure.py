@@ -21,32 +21,54 @@ EXIT_STOPPED = 2  # an error stopped the batch (1: it ran, some frames gave no m
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     parser.add_argument(
-        "--model", type=Path, metavar="ONNX", help="segmentation model (default: the shipped one)"
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="frame files (images, DICOM, video) or folders, searched recursively",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="ONNX",
+        help="segmentation model (default: the model installed with HC Studio)",
     )
     add_spacing_arguments(parser)
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where the model runs (default: auto, CUDA when it works)",
+        help="where the model runs; auto uses CUDA when it works, else the CPU "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--ga-weeks",
         type=positive_float,
         metavar="WEEKS",
-        help="known gestational age (e.g. from a dating scan) for the HC z-score and centile",
+        help="known gestational age in weeks (e.g. from a dating scan), for the HC z-score and "
+        "centile (default: none, no z-score or centile)",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="CSV", help="measurements CSV")
     parser.add_argument(
-        "--hc18-out", type=Path, metavar="CSV", help="also write an HC18 challenge submission CSV"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="the measurements CSV to write (required); never an input, a link or a folder; a "
+        "batch that stops early leaves it as it was and writes NAME.partial.csv beside it",
+    )
+    parser.add_argument(
+        "--hc18-out",
+        type=Path,
+        metavar="CSV",
+        help="also write an HC18 challenge submission CSV (default: none)",
     )
     parser.add_argument(
         "--masks-out",
         type=Path,
         metavar="DIR",
-        help="write each frame's fitted ellipse as a filled PNG mask into DIR",
+        help="write each frame's fitted ellipse as a filled PNG mask into DIR, which must not "
+        "hold the frames (default: none)",
     )
 
 
