@@ -8,7 +8,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -72,3 +72,41 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+EXIT_STOPPED = 2  # an error stopped the batch (1 means: it ran, some frames gave no result)
+
+
+def save_partial(
+    verb: str, count: int, out: Path | None, why: str, write: Callable[[Path], object]
+) -> str:
+    """Save the `count` rows of a batch that stopped early with `write(path)` into the partial
+    file beside `out` (never over `out`); returns the sentence that says what happened."""
+    from ..output_paths import partial_path
+
+    if out is None:
+        return f"{verb} stopped ({why}) after {count} frame(s); nothing was written"
+    kept = f"{out} was not changed" if out.exists() else f"{out} was not written"
+    if count == 0:
+        return f"{verb} stopped ({why}) before any frame; {kept}"
+    partial = partial_path(out)
+    try:
+        write(partial)
+    except OSError as error:
+        return f"{verb} stopped ({why}); {kept}; the rows could not be saved: {error}"
+    return (
+        f"{verb} stopped ({why}) after {count} frame(s): the rows so far are in {partial}; {kept}"
+    )
+
+
+def batch_stopped(stop: BaseException, report: Callable[[str], str], debug: bool = False) -> int:
+    """Say why a batch stopped (`report(why)` saves its rows and returns the sentence) and give
+    the exit code: 130 for Ctrl-C, 143 for SIGTERM, 2 for an error (re-raised with `debug`)."""
+    if isinstance(stop, KeyboardInterrupt):
+        terminated = isinstance(stop, Terminated)
+        say(report("terminated" if terminated else "interrupted"))
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    say(report(f"{type(stop).__name__}: {stop}"))
+    if debug:
+        raise stop
+    return EXIT_STOPPED

@@ -19,12 +19,13 @@ Distances and HC are left out for frames without a calibrated pixel size.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .common import add_spacing_arguments, say
+from .common import add_spacing_arguments, batch_stopped, save_partial, say, sigterm_as_interrupt
 
 HELP = "compare a model's head segmentations and HC with the annotations of a labelled folder"
 
@@ -99,12 +100,14 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate; 0 when every frame was evaluated, 1 when some failed or were not imported."""
     from ..dataset import import_labelled_folder
     from ..inference import SegmentationEngine
-    from ..output_paths import check_outputs, labelled_folder_inputs
+    from ..output_paths import check_outputs, labelled_folder_inputs, partial_path
 
     model = _model_path(args.model)
     inputs = [*labelled_folder_inputs(args.folder), model]
     inputs += [args.pixel_csv] if args.pixel_csv else []
-    check_outputs({"--json": args.json, "--per-frame": args.per_frame}, inputs)
+    partial = partial_path(args.per_frame) if args.per_frame else None
+    outputs = {"--json": args.json, "--per-frame": args.per_frame}
+    check_outputs({**outputs, "the partial file of --per-frame": partial}, inputs)
     engine = SegmentationEngine(model, device=args.device)
     imported = import_labelled_folder(args.folder, args.pixel_csv, args.pixel_size, False)
     for problem in imported.problems:
@@ -112,11 +115,21 @@ def run(args: argparse.Namespace) -> int:
     if not imported.pairs:
         raise ValueError(f"{args.folder}: no usable image/annotation pairs")
     say(f"evaluating {len(imported.pairs)} frames with {engine.name} ({engine.provider})")
-    results = []
-    for position, pair in enumerate(imported.pairs, start=1):
-        result = evaluate_pair(pair, engine)
-        say(f"[{position}/{len(imported.pairs)}] {_progress_line(result)}")
-        results.append(result)
+    results: list[FrameResult] = []
+    # A stopped evaluation writes no summary; the frames done go beside --per-frame.
+    with sigterm_as_interrupt():
+        try:
+            for position, pair in enumerate(imported.pairs, start=1):
+                result = evaluate_pair(pair, engine)
+                say(f"[{position}/{len(imported.pairs)}] {_progress_line(result)}")
+                results.append(result)
+        except (KeyboardInterrupt, Exception) as stop:
+
+            def save(why: str) -> str:
+                write = functools.partial(_write_per_frame, results)
+                return save_partial("evaluation", len(results), args.per_frame, why, write)
+
+            return batch_stopped(stop, save, getattr(args, "debug", False))
     report = build_report(results, imported.problems, engine.name, str(args.model or ""))
     _write_outputs(report, results, args)
     say(_summary_line(report))
@@ -228,7 +241,6 @@ def build_report(results: list[FrameResult], problems, model_name: str, model_pa
 
 def _write_outputs(report: dict, results: list[FrameResult], args: argparse.Namespace) -> None:
     from ..atomic import atomic_write
-    from ..csv_safety import SafeDictWriter
 
     text = json.dumps(report, indent=2) + "\n"
     if args.json is None:
@@ -238,11 +250,18 @@ def _write_outputs(report: dict, results: list[FrameResult], args: argparse.Name
             handle.write(text)
         say(f"summary written to {args.json}")
     if args.per_frame is not None:
-        with atomic_write(args.per_frame, newline="") as handle:
-            writer = SafeDictWriter(handle, fieldnames=PER_FRAME_COLUMNS)
-            writer.writeheader()
-            writer.writerows(_csv_row(result) for result in results)
+        _write_per_frame(results, args.per_frame)
         say(f"per-frame results written to {args.per_frame}")
+
+
+def _write_per_frame(results: list[FrameResult], path: Path) -> None:
+    from ..atomic import atomic_write
+    from ..csv_safety import SafeDictWriter
+
+    with atomic_write(path, newline="") as handle:
+        writer = SafeDictWriter(handle, fieldnames=PER_FRAME_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_csv_row(result) for result in results)
 
 
 def _csv_row(result: FrameResult) -> dict[str, str]:

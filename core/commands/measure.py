@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections import Counter
 from pathlib import Path
 
 from .common import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    Terminated,
     add_spacing_arguments,
+    batch_stopped,
     positive_float,
+    save_partial,
     say,
     sigterm_as_interrupt,
 )
 
 HELP = "measure head circumference on frames (images, DICOM, video) and write a CSV"
-EXIT_STOPPED = 2  # an error stopped the batch (1: it ran, some frames gave no measurement)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,25 +154,6 @@ def _check_output_paths(args: argparse.Namespace, files: list[Path], model: Path
     check_outputs(outputs, inputs, folders={"--masks-out": args.masks_out})
 
 
-def _save_partial(records: list, out: Path, why: str) -> str:
-    """Write the rows measured so far beside `out` (never over it); the sentence that says so."""
-    from ..export import write_records_csv
-    from ..output_paths import partial_path
-
-    kept = f"{out} was not changed" if out.exists() else f"{out} was not written"
-    if not records:
-        return f"measuring stopped ({why}) before any frame was measured; {kept}"
-    partial = partial_path(out)
-    try:
-        write_records_csv(records, partial)
-    except OSError as error:
-        return f"measuring stopped ({why}); {kept}; the rows could not be saved: {error}"
-    return (
-        f"measuring stopped ({why}) after {len(records)} frame(s): the rows measured so far "
-        f"are in {partial}; {kept}"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from ..export import write_hc18_submission, write_records_csv
     from ..inference import SegmentationEngine
@@ -203,15 +183,13 @@ def run(args: argparse.Namespace) -> int:
                 if masks and record.ellipse_px is not None and measured.prob is not None:
                     masks.write(record, measured.prob.shape)
             write_records_csv(records, args.out)
-        except KeyboardInterrupt as stop:
-            terminated = isinstance(stop, Terminated)
-            say(_save_partial(records, args.out, "terminated" if terminated else "interrupted"))
-            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
-        except Exception as error:
-            say(_save_partial(records, args.out, f"{type(error).__name__}: {error}"))
-            if getattr(args, "debug", False):
-                raise
-            return EXIT_STOPPED
+        except (KeyboardInterrupt, Exception) as stop:
+
+            def save(why: str) -> str:
+                write = functools.partial(write_records_csv, records)
+                return save_partial("measuring", len(records), args.out, why, write)
+
+            return batch_stopped(stop, save, getattr(args, "debug", False))
     if args.hc18_out:
         skipped = write_hc18_submission(records, args.hc18_out)
         if skipped:

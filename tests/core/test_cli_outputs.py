@@ -167,3 +167,26 @@ def test_a_batch_that_ends_normally_writes_no_partial_file(frames, tiny_onnx_mod
     out.write_text(OLD_CSV)
     assert measure(frames, tiny_onnx_model, "--out", str(out)) == 0
     assert len(read_records_csv(out)) == 4 and not (tmp_path / "m.partial.csv").exists()
+
+
+def test_a_stopped_evaluation_keeps_its_old_outputs(tmp_path, tiny_onnx_model, monkeypatch, capsys):
+    folder = tmp_path / "set"
+    for number in range(1, 5):
+        phantom = make_phantom(seed=number)
+        write_png(folder / f"{number:03d}_HC.png", phantom.image)
+        write_png(folder / f"{number:03d}_HC_Annotation.png", phantom.outline.astype(float))
+    summary, frames_csv = tmp_path / "summary.json", tmp_path / "frames.csv"
+    summary.write_text("{}\n")
+    frames_csv.write_text(OLD_CSV)
+    monkeypatch.setattr(FailingEngine, "failure", KeyboardInterrupt())
+    monkeypatch.setattr(inference, "SegmentationEngine", FailingEngine)
+    argv = ["evaluate", str(folder), "--model", str(tiny_onnx_model), "--pixel-size", "0.1"]
+    argv += ["--json", str(summary), "--per-frame", str(frames_csv)]
+
+    assert main(argv) == 130
+
+    assert summary.read_text() == "{}\n" and frames_csv.read_text() == OLD_CSV
+    partial = tmp_path / "frames.partial.csv"
+    assert partial.read_text().splitlines()[1].startswith("001_HC.png,")
+    assert len(partial.read_text().splitlines()) == 3  # header and two frames
+    assert "evaluation stopped (interrupted) after 2 frame(s)" in capsys.readouterr().err
