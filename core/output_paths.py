@@ -99,7 +99,9 @@ def check_outputs(
     input_paths = [Path(path) for path in inputs]
     input_real = {os.path.realpath(path) for path in input_paths}
     input_ids = {identity for identity in map(_identity, input_paths) if identity is not None}
-    input_parents = {os.path.dirname(real) for real in input_real}
+    # The folder an input lies in, and the folder of its target when it is a link.
+    input_parents = {os.path.realpath(path.absolute().parent) for path in input_paths}
+    input_parents |= {os.path.dirname(real) for real in input_real}
     seen: dict[str, str] = {}
     for output in outputs:
         _check_kind(output)

@@ -92,6 +92,10 @@ def test_a_read_only_folder_is_refused(tmp_path: Path, frame: Path) -> None:
 def test_a_mask_folder_never_holds_the_inputs(tmp_path: Path, frame: Path) -> None:
     message = refused({}, [frame], {"--masks-out": frame.parent})
     assert message.startswith(f"--masks-out {frame.parent}: holds input files")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / frame.name).symlink_to(frame)
+    assert "holds input files" in refused({}, [links / frame.name], {"--masks-out": links})
     assert "same path" in refused(
         {"--out": tmp_path / "x"}, [frame], {"--masks-out": tmp_path / "x"}
     )
