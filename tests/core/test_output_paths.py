@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,8 @@ def test_links_and_non_files_are_refused(tmp_path: Path, frame: Path) -> None:
     fifo = tmp_path / "fifo.csv"
     os.mkfifo(fifo)
     assert "not a regular file" in refused({"--per-frame": fifo}, [frame])
-    if Path("/dev/null").exists():
-        assert "not a regular file" in refused({"--out": Path("/dev/null")}, [frame])
+    if os.path.exists(os.devnull) and stat.S_ISCHR(os.stat(os.devnull).st_mode):
+        assert "not a regular file" in refused({"--out": Path(os.devnull)}, [frame])
     assert "is not a folder" in refused({}, [frame], {"--masks-out": target})
     assert target.read_text() == "keep me\n"
 
