@@ -89,7 +89,8 @@ class MeasurementRecord:
     def __post_init__(self) -> None:
         # Status("review: x") raises: reasons go in `reasons`, never into the status word.
         object.__setattr__(self, "status", Status(self.status))
-        object.__setattr__(self, "reasons", tuple(self.reasons))
+        reasons = (self.reasons,) if isinstance(self.reasons, str) else tuple(self.reasons)
+        object.__setattr__(self, "reasons", reasons)
 
     @property
     def status_text(self) -> str:

@@ -139,7 +139,9 @@ def _failure_text(record) -> str:
     """Why a frame gave no measurement: an error's problem, else the status with its reasons."""
     from ..records import Status
 
-    return record.reasons[0] if record.status is Status.ERROR else record.status_text
+    if record.status is Status.ERROR and record.reasons:
+        return ", ".join(record.reasons)
+    return record.status_text
 
 
 def _check_output_paths(args: argparse.Namespace, files: list[Path], model: Path) -> None:
@@ -180,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
                 record = measured.record
                 records.append(record)
                 say(_progress_line(position, len(files), record))
-                if masks and record.ellipse_px is not None and measured.prob is not None:
+                has_mask = record.ellipse_px is not None and measured.prob is not None
+                if masks is not None and has_mask:
                     masks.write(record, measured.prob.shape)
             write_records_csv(records, args.out)
         except (KeyboardInterrupt, Exception) as stop:
