@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.export import write_hc18_submission, write_records_csv
-from ..core.measure import ERROR_PREFIX, REVIEW_PREFIX, expand_paths, measure_paths
-from ..core.records import MeasurementRecord
+from ..core.measure import expand_paths, measure_paths
+from ..core.records import MeasurementRecord, Status
 from ..core.spacing import Spacing, read_pixel_csv
 from .formatting import format_weeks
 from .settings import AppSettings
@@ -50,18 +50,18 @@ def _number(value: float | None, digits: int = 1) -> str:
 
 def _severity(record: MeasurementRecord) -> int:
     """Sorting by status puts errors first, then frames without a head, review, ok."""
-    if record.status.startswith(ERROR_PREFIX):
+    if record.status is Status.ERROR:
         return 0
     if record.ellipse_px is None:
         return 1
-    return 2 if record.status.startswith(REVIEW_PREFIX) else 3
+    return 2 if record.status is Status.REVIEW else 3
 
 
 # (header, text of a record, sort key of a record)
 COLUMNS = [
     ("File", lambda r: Path(r.file).name, lambda r: Path(r.file).name.lower()),
     ("Frame", lambda r: str(r.frame_index + 1), lambda r: r.frame_index),
-    ("Status", lambda r: r.status, lambda r: f"{_severity(r)} {r.status}"),
+    ("Status", lambda r: r.status_text, lambda r: f"{_severity(r)} {r.status_text}"),
     ("HC", lambda r: _number(r.hc), lambda r: r.hc if r.hc is not None else -1.0),
     ("BPD", lambda r: _number(r.bpd), lambda r: r.bpd if r.bpd is not None else -1.0),
     ("OFD", lambda r: _number(r.ofd), lambda r: r.ofd if r.ofd is not None else -1.0),
@@ -88,7 +88,7 @@ COLUMNS = [
 
 def is_flagged(record: MeasurementRecord) -> bool:
     """Rows a person should look at: review, no head, error."""
-    return not record.ok or record.status.startswith(REVIEW_PREFIX)
+    return not record.ok or record.status is Status.REVIEW
 
 
 class RecordTableModel(QAbstractTableModel):
@@ -123,7 +123,7 @@ class RecordTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and is_flagged(record):
             return QBrush(QColor(20, 20, 20))  # readable on the light background in dark themes
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{record.file}\n{record.status}"
+            return f"{record.file}\n{record.status_text}"
         return None
 
     def append(self, record: MeasurementRecord) -> None:
@@ -398,8 +398,8 @@ class BatchTab(QWidget):
 
     def summary(self) -> str:
         records = self.model.records
-        review = sum(r.status.startswith(REVIEW_PREFIX) for r in records)
-        errors = sum(r.status.startswith(ERROR_PREFIX) for r in records)
+        review = sum(r.status is Status.REVIEW for r in records)
+        errors = sum(r.status is Status.ERROR for r in records)
         no_head = sum(r.ellipse_px is None for r in records) - errors
         ok = len(records) - review - errors - no_head
         return (

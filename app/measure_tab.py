@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 from ..core.ellipse import Ellipse
 from ..core.export import write_hc18_submission, write_records_csv
 from ..core.io import Frame
-from ..core.measure import REVIEW_PREFIX, is_failure, record_from_ellipse
-from ..core.records import MeasurementRecord
+from ..core.measure import is_failure, record_from_ellipse
+from ..core.records import MeasurementRecord, Status
 from ..core.spacing import Spacing, calibrate_two_points
 from .formatting import format_length, values_text
 from .frame_list import FrameList
@@ -72,8 +72,8 @@ def status_word(state: FrameState) -> str:
     if record.accepted is False:
         return "rejected"
     if is_failure(record):
-        return "no head" if not record.status.startswith("error") else "error"
-    if record.status.startswith(REVIEW_PREFIX):
+        return "no head" if record.status is not Status.ERROR else "error"
+    if record.status is Status.REVIEW:
         return "review"
     return "edited" if record.origin == "edited" else "ok"
 
@@ -446,7 +446,7 @@ class MeasureTab(QWidget):
         if key == self._current:
             self._display_state(key)
         if is_failure(record):
-            self.statusMessage.emit(f"{Path(key[0]).name}: {record.status}")
+            self.statusMessage.emit(f"{Path(key[0]).name}: {record.status_text}")
         self.frameMeasured.emit(key)
 
     def _on_read_failed(self, key: FrameKey, message: str) -> None:
@@ -478,7 +478,7 @@ class MeasureTab(QWidget):
         state = self.state(key)
         record = state.record
         hc_text = format_length(record.hc, record.unit) if record and record.hc else ""
-        detail = state.error or (record.status if record else None)
+        detail = state.error or (record.status_text if record else None)
         self.frame_list.set_status(key, status_word(state), hc_text, detail)
 
     def _display_state(self, key: FrameKey) -> None:
@@ -590,7 +590,7 @@ class MeasureTab(QWidget):
         if key is None or record is None:
             return
         if accepted and not record.ok:
-            self.errorMessage.emit(f"Nothing to accept: {record.status}")
+            self.errorMessage.emit(f"Nothing to accept: {record.status_text}")
             return
         self._push(key, "Accept" if accepted else "Reject", record.replace(accepted=accepted))
         self.step(1)
@@ -618,7 +618,7 @@ class MeasureTab(QWidget):
             base=record,
             ga_weeks=self._ga_by_dates,
         )
-        return new.replace(status=record.status)
+        return new.replace(status=record.status, reasons=record.reasons)
 
     def _respace(self, paths: set[str] | None) -> None:
         """Recompute every record of `paths` (all files for None) after a spacing change."""

@@ -16,8 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.measure import REVIEW_PREFIX
-from ..core.records import MeasurementRecord
+from ..core.records import MeasurementRecord, Status
 from ..core.spacing import Spacing
 from .formatting import (
     DASH,
@@ -179,13 +178,11 @@ class ResultsPanel(QWidget):
         labels["decision"].setText(
             {True: "accepted", False: "rejected"}.get(record.accepted, "not decided")
         )
-        review = record.status.startswith(REVIEW_PREFIX)
-        self.review_banner.setText(
-            "REVIEW: " + record.status[len(REVIEW_PREFIX) :] if review else ""
-        )
+        review = record.status is Status.REVIEW
+        self.review_banner.setText("REVIEW: " + ", ".join(record.reasons) if review else "")
         self.review_banner.setVisible(review)
         # A frame without an ellipse says why (no head, error); review reasons have their banner.
-        self.show_message(record.status if record.ellipse_px is None else None)
+        self.show_message(record.status_text if record.ellipse_px is None else None)
 
     def _clear_values(self) -> None:
         self.hc_label.setText("HC " + DASH)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from hc_studio.core.csv_safety import safe_writer
 
 
 def fit_outline(outline: np.ndarray) -> tuple[float, float, float, float, float]:
@@ -64,7 +65,7 @@ def main() -> None:
             cv2.imwrite(str(args.out / annotation.name), outline)
         out_rows.append([name, repr(float(row[1]) * f), *row[2:]])
     with (args.out.parent / f"{args.out.name}_pixel_size.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows(out_rows)
+        safe_writer(handle).writerows(out_rows)
     print(f"wrote {len(out_rows) - 1} frames to {args.out}")
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hc_studio.core.atomic import atomic_write
+from hc_studio.core.csv_safety import safe_writer
 from hc_studio.core.split import patient_id, split_by_patient
 
 SIDES = ("train", "val")
@@ -121,7 +122,7 @@ def write_split(
             for name in (frame.name, annotation_name(frame.name)):
                 _link(data_dir / name, folder / name)
         with atomic_write(out_dir / f"{side}_pixel_size.csv", newline="") as handle:
-            csv.writer(handle).writerows([header, *(frame.row for frame in sides[side])])
+            safe_writer(handle).writerows([header, *(frame.row for frame in sides[side])])
         summary[side] = {
             "frames": [frame.name for frame in sides[side]],
             "patients": sorted({frame.patient for frame in sides[side]}),

@@ -1,9 +1,10 @@
 """CSV export of measurement records, and the HC18 challenge submission format.
 
-Records CSV: one row per frame, columns `RECORD_COLUMNS`. Lengths (`hc`, `bpd_outer_outer`,
-`ofd_outer_outer`) are in the row's `unit` ("mm", or "px" for an uncalibrated frame) and `area`
-in unit^2; columns ending in `_px` are always pixels, `_mm` always millimetres (empty when the
-frame is uncalibrated), so a pixel value never sits in a millimetre column.
+Records CSV: one row per frame, columns `RECORD_COLUMNS`. The biometry columns are those that
+`HeadBiometry.COLUMNS` declares (`hc`, `bpd_outer_outer`, `ofd_outer_outer` in the row's `unit`,
+"mm" or "px" for an uncalibrated frame; `area` in unit^2); columns ending in `_px` are always
+pixels, `_mm` always millimetres (empty when the frame is uncalibrated), so a pixel value never
+sits in a millimetre column.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .atomic import atomic_write
+from .biometry import HeadBiometry, ellipse_in_mm
+from .csv_safety import SafeDictWriter, restore_cell
 from .ellipse import Ellipse
-from .records import MeasurementRecord
+from .records import MeasurementRecord, parse_status_text
 from .spacing import Spacing
 
+_BIOMETRY = HeadBiometry.COLUMNS
 RECORD_COLUMNS: tuple[str, ...] = (
     "file",
     "frame_index",
@@ -33,10 +37,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "semi_major_px",
     "semi_minor_px",
     "angle_deg",
-    "hc",
-    "bpd_outer_outer",
-    "ofd_outer_outer",
-    "area",
+    *(column.name for column in _BIOMETRY),
     "ga_hadlock_weeks",
     "ga_hadlock_note",
     "ga_intergrowth_weeks",
@@ -66,10 +67,7 @@ _DECIMALS = {
     "semi_major_px": 3,
     "semi_minor_px": 3,
     "angle_deg": 4,
-    "hc": 3,
-    "bpd_outer_outer": 3,
-    "ofd_outer_outer": 3,
-    "area": 3,
+    **{column.name: column.decimals for column in _BIOMETRY},
     "ga_hadlock_weeks": 2,
     "ga_intergrowth_weeks": 2,
     "z_score": 3,
@@ -89,13 +87,19 @@ def _accepted_text(accepted: bool | None) -> str:
     return "" if accepted is None else ("true" if accepted else "false")
 
 
+def _biometry_cells(biometry: HeadBiometry | None) -> dict[str, float | None]:
+    if biometry is None:
+        return {column.name: None for column in _BIOMETRY}
+    return dict(biometry.cells())
+
+
 def record_row(record: MeasurementRecord) -> dict[str, str]:
     """One CSV row (column -> text) for a record."""
     spacing, ellipse = record.spacing, record.ellipse_px
     values: dict[str, object] = {
         "file": record.file,
         "frame_index": str(record.frame_index),
-        "status": record.status,
+        "status": record.status_text,
         "origin": record.origin,
         "accepted": _accepted_text(record.accepted),
         "unit": record.unit,
@@ -107,10 +111,7 @@ def record_row(record: MeasurementRecord) -> dict[str, str]:
         "semi_major_px": ellipse.a if ellipse else None,
         "semi_minor_px": ellipse.b if ellipse else None,
         "angle_deg": math.degrees(ellipse.angle) if ellipse else None,
-        "hc": record.hc,
-        "bpd_outer_outer": record.bpd,
-        "ofd_outer_outer": record.ofd,
-        "area": record.area,
+        **_biometry_cells(record.biometry),
         "ga_hadlock_weeks": record.ga_hadlock_weeks,
         "ga_hadlock_note": record.ga_hadlock_note,
         "ga_intergrowth_weeks": record.ga_intergrowth_weeks,
@@ -145,7 +146,7 @@ def write_records_csv(
                 f"extra column {name!r} has {len(values)} values for {len(records)} rows"
             )
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*RECORD_COLUMNS, *extra])
+        writer = SafeDictWriter(handle, fieldnames=[*RECORD_COLUMNS, *extra])
         writer.writeheader()
         for index, record in enumerate(records):
             row = record_row(record)
@@ -190,16 +191,15 @@ def _record_from_row(row: Mapping[str, str]) -> MeasurementRecord:
             float(row["semi_minor_px"]),
             math.radians(float(row["angle_deg"])),
         )
+    status, reasons = parse_status_text(row["status"])
     return MeasurementRecord(
         file=row["file"],
         frame_index=int(row["frame_index"]),
         spacing=spacing,
-        status=row["status"],
+        status=status,
+        reasons=reasons,
         ellipse_px=ellipse,
-        hc=_optional(row["hc"], float),  # type: ignore[arg-type]
-        bpd=_optional(row["bpd_outer_outer"], float),  # type: ignore[arg-type]
-        ofd=_optional(row["ofd_outer_outer"], float),  # type: ignore[arg-type]
-        area=_optional(row["area"], float),  # type: ignore[arg-type]
+        biometry=HeadBiometry.from_cells(row, spacing.unit),
         ga_hadlock_weeks=_optional(row["ga_hadlock_weeks"], float),  # type: ignore[arg-type]
         ga_hadlock_note=row["ga_hadlock_note"],
         ga_intergrowth_weeks=_optional(row["ga_intergrowth_weeks"], float),  # type: ignore[arg-type]
@@ -228,7 +228,8 @@ def read_records_csv(path: str | Path) -> list[MeasurementRecord]:
         records = []
         for row in reader:
             try:
-                records.append(_record_from_row(row))
+                cells = {key: restore_cell(value) for key, value in row.items() if key is not None}
+                records.append(_record_from_row(cells))
             except (ValueError, TypeError) as error:
                 raise ValueError(f"{path}:{reader.line_num}: {error}") from None
     return records
@@ -243,11 +244,10 @@ def hc18_row(record: MeasurementRecord) -> dict[str, str]:
     points down), in [0, pi). This is exactly `Ellipse`'s convention, mapped to mm per axis.
     """
     if record.ellipse_px is None:
-        raise ValueError(f"{record.file}: no ellipse to submit ({record.status})")
+        raise ValueError(f"{record.file}: no ellipse to submit ({record.status_text})")
     if not record.spacing.calibrated:
         raise ValueError(f"{record.file}: uncalibrated frame, the submission needs millimetres")
-    spacing = record.spacing
-    ellipse_mm = record.ellipse_px.scaled(spacing.col_mm, spacing.row_mm)
+    ellipse_mm = ellipse_in_mm(record.ellipse_px, record.spacing)
     values = (ellipse_mm.cx, ellipse_mm.cy, ellipse_mm.a, ellipse_mm.b, ellipse_mm.angle)
     return {
         "filename": Path(record.file).name,
@@ -271,7 +271,7 @@ def write_hc18_submission(
         except ValueError as error:
             skipped.append((record.file, str(error).split(": ", 1)[-1]))
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(HC18_COLUMNS))
+        writer = SafeDictWriter(handle, fieldnames=list(HC18_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
     return skipped

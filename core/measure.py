@@ -1,8 +1,8 @@
 """Frame -> head probability -> ellipse -> `MeasurementRecord`.
 
-Status of a record: "ok"; "review: <reasons>" (measured, but the fit or the network looks
-doubtful: the values are kept and a person should look); "no head found"; "error: <problem>"
-(the file or frame could not be read or processed).
+Status of a record (`core.records.Status`, with its `reasons`): OK; REVIEW (measured, but the fit
+or the network looks doubtful: the values are kept and a person should look); NO_HEAD; ERROR (the
+file or frame could not be read or processed, the problem is the one reason).
 
 Confidence (0.5-1): the network's certainty around the head border, the mean of max(p, 1 - p)
 over the frame pixels whose normalised ellipse radius lies in 0.75-1.25 (a band a quarter of the
@@ -25,12 +25,9 @@ from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_frame_files, load_frames
-from .records import STATUS_OK, MeasurementRecord
+from .records import MeasurementRecord, Status
 from .spacing import Spacing, SpacingPolicy
 
-STATUS_NO_HEAD = "no head found"
-REVIEW_PREFIX = "review: "
-ERROR_PREFIX = "error: "
 REVIEW_FIT_IOU = 0.90  # below: the segmentation is far from elliptical
 REVIEW_CONFIDENCE = 0.85
 REVIEW_MIN_AREA_FRACTION = 0.01  # a "head" covering under 1 % of the frame is suspicious
@@ -56,8 +53,8 @@ class MeasuredFrame:
 
 
 def is_failure(record: MeasurementRecord) -> bool:
-    """True for frames that gave no measurement (no head, or an error)."""
-    return record.status == STATUS_NO_HEAD or record.status.startswith(ERROR_PREFIX)
+    """True for frames that gave no measurement (no head, not a head, or an error)."""
+    return record.status.is_failure
 
 
 def record_from_ellipse(
@@ -81,12 +78,9 @@ def record_from_ellipse(
         file=frame_path,
         frame_index=frame_index,
         spacing=spacing,
-        status=STATUS_OK,
+        status=Status.OK,
         ellipse_px=ellipse_px,
-        hc=biometry.hc,
-        bpd=biometry.bpd,
-        ofd=biometry.ofd,
-        area=biometry.area,
+        biometry=biometry,
         model=model,
         origin=origin,
     )
@@ -129,7 +123,7 @@ def border_confidence(prob: np.ndarray, ellipse_px: Ellipse) -> float:
     return float(np.maximum(values, 1.0 - values).mean())
 
 
-def _review_reasons(record: MeasurementRecord, frame_shape: tuple[int, int]) -> list[str]:
+def _review_reasons(record: MeasurementRecord, frame_shape: tuple[int, int]) -> tuple[str, ...]:
     reasons = []
     if record.fit_iou is not None and record.fit_iou < REVIEW_FIT_IOU:
         reasons.append(f"fit IoU {record.fit_iou:.2f}")
@@ -140,7 +134,7 @@ def _review_reasons(record: MeasurementRecord, frame_shape: tuple[int, int]) -> 
         area_fraction = np.pi * ellipse.a * ellipse.b / (frame_shape[0] * frame_shape[1])
         if area_fraction < REVIEW_MIN_AREA_FRACTION:
             reasons.append("very small head")
-    return reasons
+    return tuple(reasons)
 
 
 def measure_frame(
@@ -160,7 +154,7 @@ def measure_frame(
             file=frame.path,
             frame_index=frame.index,
             spacing=frame.spacing,
-            status=STATUS_NO_HEAD,
+            status=Status.NO_HEAD,
             model=engine.name,
         )
         return MeasuredFrame(record, prediction)
@@ -179,7 +173,7 @@ def measure_frame(
     )
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
-        record = record.replace(status=REVIEW_PREFIX + ", ".join(reasons))
+        record = record.replace(status=Status.REVIEW, reasons=reasons)
     return MeasuredFrame(record, prediction)
 
 
@@ -195,7 +189,8 @@ def error_record(
         file=str(path),
         frame_index=frame_index,
         spacing=spacing or Spacing.uncalibrated(),
-        status=ERROR_PREFIX + problem,
+        status=Status.ERROR,
+        reasons=(problem,),
         model=model,
     )
 
@@ -272,7 +267,7 @@ def measure_paths(
 
     Spacing per file: `spacing_policy`, else one made of `spacing_override` and
     `pixel_csv_sizes` (applying to `paths`); see `core.spacing.SpacingPolicy`. A file that
-    cannot be read gives an "error: ..." record and the batch goes on. `on_progress(i, n,
+    cannot be read gives an ERROR record and the batch goes on. `on_progress(i, n,
     record)` is called after each record with the file's 1-based position `i` of `n` files;
     `cancel()` returning True stops before the next frame.
     """

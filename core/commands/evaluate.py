@@ -19,13 +19,13 @@ Distances and HC are left out for frames without a calibrated pixel size.
 from __future__ import annotations
 
 import argparse
-import csv
+import functools
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .common import add_spacing_arguments, say
+from .common import add_spacing_arguments, batch_stopped, save_partial, say, sigterm_as_interrupt
 
 HELP = "compare a model's head segmentations and HC with the annotations of a labelled folder"
 
@@ -36,7 +36,11 @@ WITH_P95 = ("hc_abs_diff_mm",)
 
 @dataclass
 class FrameResult:
-    """One evaluated frame; None where a value does not exist (no ellipse, no calibration)."""
+    """One evaluated frame; None where a value does not exist (no ellipse, no calibration).
+
+    `status` is the measurement's status text ("ok", "review: ...", "error: ..."); `failed` says
+    whether the frame gave no head ellipse (it is not a column of the per-frame CSV).
+    """
 
     file: str
     patient: str
@@ -51,6 +55,10 @@ class FrameResult:
     hc_ref_mm: float | None = None
     hc_diff_mm: float | None = None
     hc_abs_diff_mm: float | None = None
+    failed: bool = field(default=False, metadata={"column": False})
+
+
+PER_FRAME_COLUMNS = [f.name for f in fields(FrameResult) if f.metadata.get("column", True)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,18 +69,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="labelled folder: HC18 (NNN_HC.png + NNN_HC_Annotation.png) or images/ + masks/",
     )
     parser.add_argument(
-        "--model", type=Path, metavar="ONNX", help="ONNX model (default: the installed model)"
+        "--model",
+        type=Path,
+        metavar="ONNX",
+        help="segmentation model (default: the model installed with HC Studio)",
     )
     add_spacing_arguments(parser)
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the summary as JSON")
     parser.add_argument(
-        "--per-frame", type=Path, metavar="CSV", help="write one CSV row per evaluated frame"
+        "--json",
+        type=Path,
+        metavar="OUT",
+        help="write the summary as JSON into this file (default: print it on stdout)",
+    )
+    parser.add_argument(
+        "--per-frame",
+        type=Path,
+        metavar="CSV",
+        help="write one CSV row per evaluated frame into this file (default: none)",
     )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where the model runs (default: CUDA when available)",
+        help="where the model runs; auto uses CUDA when it works, else the CPU "
+        "(default: %(default)s)",
     )
 
 
@@ -80,19 +100,36 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate; 0 when every frame was evaluated, 1 when some failed or were not imported."""
     from ..dataset import import_labelled_folder
     from ..inference import SegmentationEngine
+    from ..output_paths import check_outputs, labelled_folder_inputs, partial_path
 
-    engine = SegmentationEngine(_model_path(args.model), device=args.device)
+    model = _model_path(args.model)
+    inputs = [*labelled_folder_inputs(args.folder), model]
+    inputs += [args.pixel_csv] if args.pixel_csv else []
+    partial = partial_path(args.per_frame) if args.per_frame else None
+    outputs = {"--json": args.json, "--per-frame": args.per_frame}
+    check_outputs({**outputs, "the partial file of --per-frame": partial}, inputs)
+    engine = SegmentationEngine(model, device=args.device)
     imported = import_labelled_folder(args.folder, args.pixel_csv, args.pixel_size, False)
     for problem in imported.problems:
         say(f"skipped {problem}")
     if not imported.pairs:
         raise ValueError(f"{args.folder}: no usable image/annotation pairs")
     say(f"evaluating {len(imported.pairs)} frames with {engine.name} ({engine.provider})")
-    results = []
-    for position, pair in enumerate(imported.pairs, start=1):
-        result = evaluate_pair(pair, engine)
-        say(f"[{position}/{len(imported.pairs)}] {_progress_line(result)}")
-        results.append(result)
+    results: list[FrameResult] = []
+    # A stopped evaluation writes no summary; the frames done go beside --per-frame.
+    with sigterm_as_interrupt():
+        try:
+            for position, pair in enumerate(imported.pairs, start=1):
+                result = evaluate_pair(pair, engine)
+                say(f"[{position}/{len(imported.pairs)}] {_progress_line(result)}")
+                results.append(result)
+        except (KeyboardInterrupt, Exception) as stop:
+
+            def save(why: str) -> str:
+                write = functools.partial(_write_per_frame, results)
+                return save_partial("evaluation", len(results), args.per_frame, why, write)
+
+            return batch_stopped(stop, save, getattr(args, "debug", False))
     report = build_report(results, imported.problems, engine.name, str(args.model or ""))
     _write_outputs(report, results, args)
     say(_summary_line(report))
@@ -117,6 +154,7 @@ def evaluate_pair(pair, engine) -> FrameResult:
     from ..io import Frame, FrameReadError
     from ..measure import measure_frame
     from ..metrics import dice
+    from ..records import Status, status_text
 
     spacing = pair.spacing
     result = FrameResult(
@@ -130,10 +168,11 @@ def evaluate_pair(pair, engine) -> FrameResult:
         frame = Frame(image, str(pair.image_path), 0, 1, spacing)
         measured = measure_frame(frame, engine)
     except (FrameReadError, OSError, ValueError, ArithmeticError) as error:
-        result.status = f"error: {getattr(error, 'problem', None) or error}"
+        problem = getattr(error, "problem", None) or str(error)
+        result.status, result.failed = status_text(Status.ERROR, (problem,)), True
         return result
     record = measured.record
-    result.status = record.status
+    result.status, result.failed = record.status_text, record.status.is_failure
     predicted = largest_component(measured.prob > 0.5)
     _score_masks(result, predicted, reference, spacing)
     if record.ellipse_px is not None:
@@ -189,16 +228,10 @@ def summarise(values: list[float | None], with_p95: bool = False) -> dict[str, f
 
 def build_report(results: list[FrameResult], problems, model_name: str, model_path: str) -> dict:
     """The JSON summary (see the module docstring)."""
-    from ..measure import STATUS_NO_HEAD
-
     report: dict = {"model": model_name, "model_path": model_path, "frames": len(results)}
     for metric in METRICS:
         report[metric] = summarise([getattr(r, metric) for r in results], metric in WITH_P95)
-    report["failures"] = [
-        {"file": r.file, "reason": r.status}
-        for r in results
-        if r.status == STATUS_NO_HEAD or r.status.startswith("error")
-    ]
+    report["failures"] = [{"file": r.file, "reason": r.status} for r in results if r.failed]
     report["uncalibrated"] = [r.file for r in results if r.pixel_mm is None]
     report["import_problems"] = [
         {"file": problem.path.name, "problem": problem.problem} for problem in problems
@@ -217,27 +250,37 @@ def _write_outputs(report: dict, results: list[FrameResult], args: argparse.Name
             handle.write(text)
         say(f"summary written to {args.json}")
     if args.per_frame is not None:
-        with atomic_write(args.per_frame, newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(asdict(results[0])))
-            writer.writeheader()
-            writer.writerows(_csv_row(result) for result in results)
+        _write_per_frame(results, args.per_frame)
         say(f"per-frame results written to {args.per_frame}")
 
 
+def _write_per_frame(results: list[FrameResult], path: Path) -> None:
+    from ..atomic import atomic_write
+    from ..csv_safety import SafeDictWriter
+
+    with atomic_write(path, newline="") as handle:
+        writer = SafeDictWriter(handle, fieldnames=PER_FRAME_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_csv_row(result) for result in results)
+
+
 def _csv_row(result: FrameResult) -> dict[str, str]:
+    values = {name: getattr(result, name) for name in PER_FRAME_COLUMNS}
     return {
         key: "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-        for key, value in asdict(result).items()
+        for key, value in values.items()
     }
 
 
 def _progress_line(result: FrameResult) -> str:
+    from ..records import Status
+
     parts = [result.file]
     if result.dice is not None:
         parts.append(f"dice {result.dice:.3f}")
     if result.hc_diff_mm is not None:
         parts.append(f"HC diff {result.hc_diff_mm:+.2f} mm")
-    if result.status != "ok":
+    if result.status != Status.OK:
         parts.append(result.status)
     return ", ".join(parts)
 

@@ -22,10 +22,20 @@ _REFERENCE_HC_NAMES = ("head circumference (mm)", "head circumference", "hc", "h
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "folder", type=Path, metavar="DIR", help="HC18 training folder, or images/ + masks/"
+        "folder",
+        type=Path,
+        metavar="DIR",
+        help="labelled folder: HC18 (NNN_HC.png + NNN_HC_Annotation.png) or images/ + masks/",
     )
     add_spacing_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, metavar="CSV", help="output CSV")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="the CSV of fitted ellipses and HC to write (required); never an input, a link or "
+        "a folder",
+    )
 
 
 def read_reference_hc(path: Path) -> dict[str, float]:
@@ -54,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset import import_labelled_folder
     from ..export import write_records_csv
     from ..measure import record_from_ellipse
+    from ..output_paths import check_outputs, labelled_folder_inputs
 
+    inputs = [*labelled_folder_inputs(args.folder), *([args.pixel_csv] if args.pixel_csv else [])]
+    check_outputs({"--out": args.out}, inputs)
     result = import_labelled_folder(
         args.folder, pixel_csv=args.pixel_csv, pixel_mm=args.pixel_size, load_pixels=False
     )

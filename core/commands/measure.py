@@ -3,58 +3,97 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections import Counter
 from pathlib import Path
 
-from .common import add_spacing_arguments, positive_float, say
+from .common import (
+    add_spacing_arguments,
+    batch_stopped,
+    positive_float,
+    save_partial,
+    say,
+    sigterm_as_interrupt,
+)
 
 HELP = "measure head circumference on frames (images, DICOM, video) and write a CSV"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     parser.add_argument(
-        "--model", type=Path, metavar="ONNX", help="segmentation model (default: the shipped one)"
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="frame files (images, DICOM, video) or folders, searched recursively",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="ONNX",
+        help="segmentation model (default: the model installed with HC Studio)",
     )
     add_spacing_arguments(parser)
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where the model runs (default: auto, CUDA when it works)",
+        help="where the model runs; auto uses CUDA when it works, else the CPU "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--ga-weeks",
         type=positive_float,
         metavar="WEEKS",
-        help="known gestational age (e.g. from a dating scan) for the HC z-score and centile",
+        help="known gestational age in weeks (e.g. from a dating scan), for the HC z-score and "
+        "centile (default: none, no z-score or centile)",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="CSV", help="measurements CSV")
     parser.add_argument(
-        "--hc18-out", type=Path, metavar="CSV", help="also write an HC18 challenge submission CSV"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="the measurements CSV to write (required); never an input, a link or a folder; a "
+        "batch that stops early leaves it as it was and writes NAME.partial.csv beside it",
+    )
+    parser.add_argument(
+        "--hc18-out",
+        type=Path,
+        metavar="CSV",
+        help="also write an HC18 challenge submission CSV (default: none)",
     )
     parser.add_argument(
         "--masks-out",
         type=Path,
         metavar="DIR",
-        help="write each frame's fitted ellipse as a filled PNG mask into DIR",
+        help="write each frame's fitted ellipse as a filled PNG mask into DIR, which must not "
+        "hold the frames (default: none)",
     )
     parser.add_argument(
         "--report",
         type=Path,
         metavar="PDF",
-        help="also write a printed report per exam (folder or DICOM study): PDF, PDF-2.pdf, ...",
+        help="also write a printed report per exam (folder or DICOM study): PDF, PDF-2.pdf, ... "
+        "(default: none)",
     )
-    parser.add_argument("--operator", default="", metavar="NAME", help="operator named in reports")
+    parser.add_argument(
+        "--operator",
+        default="",
+        metavar="NAME",
+        help="operator named in the printed reports (default: none)",
+    )
 
 
 def _progress_line(position: int, total: int, record) -> str:
+    from ..records import Status
+
     name = Path(record.file).name
     if record.frame_index > 0:
         name = f"{name} #{record.frame_index}"
     if record.hc is None:
-        return f"[{position}/{total}] {name}  {record.status}"
+        return f"[{position}/{total}] {name}  {record.status_text}"
     text = f"[{position}/{total}] {name}  HC {record.hc:.1f} {record.unit}"
-    return text if record.status == "ok" else f"{text}  ({record.status})"
+    return text if record.status is Status.OK else f"{text}  ({record.status_text})"
 
 
 def _resolve_model(requested: Path | None) -> Path:
@@ -97,27 +136,51 @@ class _MaskWriter:
 
 
 def _summary(records: list, out: Path) -> str:
-    from ..measure import ERROR_PREFIX, REVIEW_PREFIX, STATUS_NO_HEAD
+    from ..records import Status
 
-    ok = sum(record.status == "ok" for record in records)
-    review = sum(record.status.startswith(REVIEW_PREFIX) for record in records)
-    no_head = sum(record.status == STATUS_NO_HEAD for record in records)
-    errors = sum(record.status.startswith(ERROR_PREFIX) for record in records)
+    counts = Counter(record.status for record in records)
+    not_a_head = counts[Status.NOT_A_HEAD]
     return (
-        f"{len(records)} frame(s): {ok} ok, {review} to review, {no_head} without a head, "
-        f"{errors} unreadable -> {out}"
+        f"{len(records)} frame(s): {counts[Status.OK]} ok, {counts[Status.REVIEW]} to review, "
+        f"{counts[Status.NO_HEAD]} without a head, "
+        + (f"{not_a_head} not a fetal head, " if not_a_head else "")
+        + f"{counts[Status.ERROR]} unreadable -> {out}"
     )
+
+
+def _failure_text(record) -> str:
+    """Why a frame gave no measurement: an error's problem, else the status with its reasons."""
+    from ..records import Status
+
+    if record.status is Status.ERROR and record.reasons:
+        return ", ".join(record.reasons)
+    return record.status_text
+
+
+def _check_output_paths(args: argparse.Namespace, files: list[Path], model: Path) -> None:
+    from ..output_paths import check_outputs, partial_path
+
+    inputs = [*files, model, *([args.pixel_csv] if args.pixel_csv else [])]
+    outputs = {
+        "--out": args.out,
+        "the partial file of --out": partial_path(args.out),
+        "--hc18-out": args.hc18_out,
+        "--report": args.report,
+    }
+    check_outputs(outputs, inputs, folders={"--masks-out": args.masks_out})
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export import write_hc18_submission, write_records_csv
     from ..inference import SegmentationEngine
-    from ..measure import ERROR_PREFIX, expand_paths, is_failure, measure_file_frames
+    from ..measure import expand_paths, is_failure, measure_file_frames
     from ..spacing import SpacingPolicy, read_pixel_table, user_spacing
 
     files = expand_paths(args.paths)
     if not files:
         raise ValueError("no frame files found in " + ", ".join(map(str, args.paths)))
+    model = _resolve_model(args.model)
+    _check_output_paths(args, files, model)  # before anything is read or measured
     policy = SpacingPolicy(
         user_spacing(args.pixel_size, "--pixel-size") if args.pixel_size else None
     )
@@ -128,21 +191,30 @@ def run(args: argparse.Namespace) -> int:
             f"warning: {table.path}: calibrates none of the {len(files)} file(s) measured "
             "(it applies, by file name, to files in its own folder and in the paths given)"
         )
-    engine = SegmentationEngine(_resolve_model(args.model), device=args.device)
+    engine = SegmentationEngine(model, device=args.device)
     say(f"model {engine.name} on {engine.provider.removesuffix('ExecutionProvider')}")
     masks = _MaskWriter(args.masks_out) if args.masks_out else None
-    records = []
-    try:
-        for position, measured in measure_file_frames(
-            files, engine, ga_weeks=args.ga_weeks, spacing_policy=policy
-        ):
-            record = measured.record
-            records.append(record)
-            say(_progress_line(position, len(files), record))
-            if masks is not None and record.ellipse_px is not None and measured.prob is not None:
-                masks.write(record, measured.prob.shape)
-    finally:  # an interrupted batch still saves what was measured
-        write_records_csv(records, args.out)
+    records: list = []
+    # A batch that stops early keeps the previous --out whole and its rows go beside it.
+    with sigterm_as_interrupt():
+        try:
+            for position, measured in measure_file_frames(
+                files, engine, ga_weeks=args.ga_weeks, spacing_policy=policy
+            ):
+                record = measured.record
+                records.append(record)
+                say(_progress_line(position, len(files), record))
+                has_mask = record.ellipse_px is not None and measured.prob is not None
+                if masks is not None and has_mask:
+                    masks.write(record, measured.prob.shape)
+            write_records_csv(records, args.out)
+        except (KeyboardInterrupt, Exception) as stop:
+
+            def save(why: str) -> str:
+                write = functools.partial(write_records_csv, records)
+                return save_partial("measuring", len(records), args.out, why, write)
+
+            return batch_stopped(stop, save, getattr(args, "debug", False))
     if args.hc18_out:
         skipped = write_hc18_submission(records, args.hc18_out)
         if skipped:
@@ -155,6 +227,6 @@ def run(args: argparse.Namespace) -> int:
         say("report: " + ", ".join(map(str, written)))
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
-        say(f"{record.file}{frame}: {record.status.removeprefix(ERROR_PREFIX)}")
+        say(f"{record.file}{frame}: {_failure_text(record)}")
     say(_summary(records, args.out))
     return 1 if any(is_failure(record) for record in records) else 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..csv_safety import SafeDictWriter, restore_cell
 from ..gestational_age import HADLOCK_HC_RANGE_MM, HADLOCK_METHOD, hadlock_weeks
 from ..records import MeasurementRecord
 
@@ -36,29 +37,7 @@ COLUMNS: tuple[str, ...] = (
     "accepted_by",
     "accepted_at",
 )
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_COLUMNS = ("file", "unit", "origin", "accepted_by")
-
-
-def neutralise_cell(text: str) -> str:
-    """A text cell made safe against CSV (formula) injection: a leading apostrophe before a cell
-    starting with = + - @ tab or CR, unless the cell is a number ("-3.5" stays). A cell that
-    already starts with an apostrophe gets one more, so that `restore_cell` is its exact inverse."""
-    if text.startswith("'"):
-        return "'" + text
-    if text.startswith(_FORMULA_STARTS):
-        try:
-            float(text)
-        except ValueError:
-            return "'" + text
-    return text
-
-
-def restore_cell(text: str) -> str:
-    """The inverse of `neutralise_cell`."""
-    if text.startswith("'") and text[1:].startswith((*_FORMULA_STARTS, "'")):
-        return text[1:]
-    return text
 
 
 def _hadlock_days(hc_mm: float | None) -> float | None:
@@ -156,8 +135,6 @@ def _row(entry: CorrectionEntry) -> dict[str, str]:
         "accepted_by": entry.accepted_by,
         "accepted_at": entry.accepted_at.isoformat(timespec="seconds"),
     }
-    for column in _TEXT_COLUMNS:
-        row[column] = neutralise_cell(row[column])
     return row
 
 
@@ -165,7 +142,7 @@ def write_correction_log(entries: Iterable[CorrectionEntry], path: str | Path) -
     """Write the log atomically (columns `COLUMNS`); returns the number of rows."""
     entries = list(entries)
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer = SafeDictWriter(handle, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows(_row(entry) for entry in entries)
     return len(entries)

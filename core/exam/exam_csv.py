@@ -7,11 +7,10 @@ neutralised against formula injection like the correction log's.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from ..atomic import atomic_write
-from .correction_log import neutralise_cell
+from ..csv_safety import SafeDictWriter
 from .grouping import IDENTIFIER_TAGS, ExamBook
 
 EXAM_COLUMNS: tuple[str, ...] = (
@@ -31,7 +30,7 @@ def write_exam_csv(book: ExamBook, path: str | Path, include_identifiers: bool =
     columns = list(EXAM_COLUMNS) + (list(IDENTIFIER_COLUMNS) if include_identifiers else [])
     rows = 0
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = SafeDictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for exam in book:
             for record in exam.records:
@@ -46,6 +45,6 @@ def write_exam_csv(book: ExamBook, path: str | Path, include_identifiers: bool =
                 }
                 if include_identifiers:
                     row.update({tag: exam.identifiers.get(tag, "") for tag in IDENTIFIER_COLUMNS})
-                writer.writerow({key: neutralise_cell(value) for key, value in row.items()})
+                writer.writerow(row)
                 rows += 1
     return rows

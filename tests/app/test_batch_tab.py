@@ -64,20 +64,24 @@ def test_batch_can_be_cancelled(qtbot, window, phantom_png):
 
 def test_summary_and_highlighting_tell_review_from_failure(qtbot, app_settings):
     from hc_studio.app.batch_tab import FAILURE_BACKGROUND, REVIEW_BACKGROUND, BatchTab
+    from hc_studio.core.biometry import HeadBiometry
     from hc_studio.core.ellipse import Ellipse
-    from hc_studio.core.records import MeasurementRecord
+    from hc_studio.core.records import MeasurementRecord, Status
     from hc_studio.core.spacing import Spacing
     from PySide6.QtCore import Qt
 
     tab = BatchTab(app_settings)
     qtbot.addWidget(tab)
     ellipse = Ellipse(50, 40, 30, 20, 0.1)
-    base = MeasurementRecord("a.png", 0, Spacing.square(0.1), ellipse_px=ellipse, hc=80.0)
+    biometry = HeadBiometry(hc=80.0, bpd=20.0, ofd=30.0, area=470.0, unit="mm")
+    base = MeasurementRecord("a.png", 0, Spacing.square(0.1), ellipse_px=ellipse, biometry=biometry)
     for record in (
         base,
-        base.replace(status="review: fit IoU 0.70"),
-        MeasurementRecord("c.png", 0, Spacing.square(0.1), status="no head found"),
-        MeasurementRecord("d.png", 0, Spacing.uncalibrated(), status="error: unreadable"),
+        base.replace(status=Status.REVIEW, reasons=("fit IoU 0.70",)),
+        MeasurementRecord("c.png", 0, Spacing.square(0.1), status=Status.NO_HEAD),
+        MeasurementRecord(
+            "d.png", 0, Spacing.uncalibrated(), status=Status.ERROR, reasons=("unreadable",)
+        ),
     ):
         tab.model.append(record)
     assert tab.summary() == "4 frame(s): 1 ok, 1 to review, 1 without a head, 1 error(s)"

@@ -61,7 +61,7 @@ def test_good_truncated_and_black_frames(good_folder, tiny_onnx_model, tmp_path,
         mask = cv2.imread(str(masks / f"{Path(name).stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
         iou = ((mask > 0) & phantom.mask).sum() / ((mask > 0) | phantom.mask).sum()
         assert iou > 0.97
-    assert records["truncated.png"].status.startswith("error: ")
+    assert records["truncated.png"].status_text.startswith("error: ")
     assert sorted(p.name for p in masks.iterdir()) == ["good4_mask.png", "good5_mask.png"]
     with hc18.open(newline="") as handle:
         rows = list(csv.DictReader(handle))

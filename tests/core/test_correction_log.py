@@ -7,6 +7,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hc_studio.core.biometry import HeadBiometry
+from hc_studio.core.csv_safety import neutralise_cell, restore_cell
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.exam import (
     CorrectionEntry,
@@ -14,7 +16,6 @@ from hc_studio.core.exam import (
     summarise,
     write_correction_log,
 )
-from hc_studio.core.exam.correction_log import neutralise_cell, restore_cell
 from hc_studio.core.gestational_age import hadlock_weeks
 from hc_studio.core.records import MeasurementRecord
 from hc_studio.core.spacing import Spacing
@@ -28,10 +29,12 @@ def rec(file: str, hc: float | None, origin: str = "auto", calibrated: bool = Tr
         frame_index=0,
         spacing=Spacing.square(0.14, "csv") if calibrated else Spacing.uncalibrated(),
         ellipse_px=None if hc is None else Ellipse(100, 100, 80, 60, 0.0),
-        hc=hc,
         # written with 3 decimals (micrometres): values with 3 decimals come back exactly
-        bpd=None if hc is None else round(hc / 3.6, 3),
-        ofd=None if hc is None else round(hc / 2.9, 3),
+        biometry=None
+        if hc is None
+        else HeadBiometry(
+            hc, round(hc / 3.6, 3), round(hc / 2.9, 3), 0.0, "mm" if calibrated else "px"
+        ),
         origin=origin,
         accepted=True,
     )
@@ -72,7 +75,7 @@ def test_round_trip_and_cells_neutralised(tmp_path: Path) -> None:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[1]["accepted_by"] == "'=HYPERLINK(1)"
-    assert rows[2]["file"] == "'-c.png" and rows[2]["accepted_by"] == "''bo"
+    assert rows[2]["file"] == "'-c.png" and rows[2]["accepted_by"] == "'bo"
     assert rows[2]["hc_diff"] == "-4.000"  # numbers are never prefixed
     assert rows[0]["accepted_at"] == "2025-06-01T10:30:05+00:00"
 

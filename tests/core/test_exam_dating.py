@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hc_studio.core.biometry import HeadBiometry
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.exam import (
     ACOG_2017_MARGINS,
@@ -71,9 +72,7 @@ def _exam_record(folder: Path, hc: float) -> MeasurementRecord:
         frame_index=0,
         spacing=Spacing.square(0.14, "csv"),
         ellipse_px=Ellipse(100, 100, 80, 60, 0.0),
-        hc=hc,
-        bpd=hc / 3.6,
-        ofd=hc / 2.9,
+        biometry=HeadBiometry(hc, hc / 3.6, hc / 2.9, 0.0, "mm"),
     )
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hc_studio.core.biometry import HeadBiometry
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.exam import group_into_exams, read_study_header
 from hc_studio.core.records import MeasurementRecord
@@ -20,9 +21,7 @@ def record(path: Path, index: int = 0, hc: float = 170.0) -> MeasurementRecord:
         frame_index=index,
         spacing=Spacing.square(0.14, "csv"),
         ellipse_px=Ellipse(100, 100, 80, 60, 0.0),
-        hc=hc,
-        bpd=hc / 3.6,
-        ofd=hc / 2.9,
+        biometry=HeadBiometry(hc, hc / 3.6, hc / 2.9, 0.0, "mm"),
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from hc_studio.core.biometry import HeadBiometry
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.exam import choose_frames, exam_values
-from hc_studio.core.records import MeasurementRecord
+from hc_studio.core.records import MeasurementRecord, Status
 from hc_studio.core.spacing import Spacing
 
 
@@ -17,9 +18,7 @@ def rec(index: int, hc: float | None, **changes) -> MeasurementRecord:
         frame_index=index,
         spacing=Spacing.square(0.14, "dicom-us-region"),
         ellipse_px=Ellipse(100, 100, 80, 60, 0.0),
-        hc=hc,
-        bpd=None if hc is None else hc / 3.6,
-        ofd=None if hc is None else hc / 2.9,
+        biometry=None if hc is None else HeadBiometry(hc, hc / 3.6, hc / 2.9, 0.0, "mm"),
         confidence=0.95,
     )
     values.update(changes)
@@ -56,9 +55,9 @@ def test_unusable_records_never_enter_the_exam_value() -> None:
         rec(0, 170.0),
         rec(1, 999.0, accepted=False),
         rec(2, 999.0, spacing=Spacing.uncalibrated()),
-        rec(3, 999.0, status="review: fit IoU 0.80"),
-        rec(4, 174.0, status="review: fit IoU 0.80", accepted=True),
-        rec(5, None, ellipse_px=None, status="no head found"),
+        rec(3, 999.0, status=Status.REVIEW, reasons=("fit IoU 0.80",)),
+        rec(4, 174.0, status=Status.REVIEW, reasons=("fit IoU 0.80",), accepted=True),
+        rec(5, None, ellipse_px=None, status=Status.NO_HEAD),
     ]
     assert exam_values(records)["hc"].values == [174.0, 170.0]
 

@@ -9,11 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hc_studio.core.biometry import HeadBiometry
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.export import (
     HC18_COLUMNS,
     RECORD_COLUMNS,
     read_records_csv,
+    record_row,
     write_hc18_submission,
     write_records_csv,
 )
@@ -29,10 +31,7 @@ def measured(file: str = "001_HC.png", spacing: Spacing | None = None) -> Measur
         frame_index=0,
         spacing=spacing or Spacing(0.15, 0.16, "csv"),
         ellipse_px=ELLIPSE,
-        hc=172.345,
-        bpd=41.2,
-        ofd=55.1,
-        area=1780.5,
+        biometry=HeadBiometry(hc=172.345, bpd=41.2, ofd=55.1, area=1780.5, unit="mm"),
         ga_hadlock_weeks=19.51,
         ga_hadlock_note="",
         ga_intergrowth_weeks=19.4,
@@ -164,3 +163,19 @@ def test_hc18_submission_skips_uncalibrated_frames(tmp_path: Path) -> None:
     skipped = write_hc18_submission([uncalibrated], tmp_path / "s.csv")
     assert skipped == [("002_HC.png", "uncalibrated frame, the submission needs millimetres")]
     assert (tmp_path / "s.csv").read_text().strip() == ",".join(HC18_COLUMNS)
+
+
+def test_biometry_columns_come_from_the_biometry_declaration(tmp_path: Path) -> None:
+    names = [column.name for column in HeadBiometry.COLUMNS]
+    start = RECORD_COLUMNS.index(names[0])
+    assert list(RECORD_COLUMNS[start : start + len(names)]) == names
+    row = record_row(measured())
+    assert [row[name] for name in names] == ["172.345", "41.200", "55.100", "1780.500"]
+    assert [row[name] for name in names] == [
+        f"{value:.{column.decimals}f}"
+        for column, value in zip(HeadBiometry.COLUMNS, measured().biometry.cells().values())
+    ]
+    assert record_row(no_head())["hc"] == "" and no_head().hc is None
+    path = tmp_path / "m.csv"
+    write_records_csv([measured()], path)
+    assert read_records_csv(path)[0].biometry == measured().biometry

@@ -13,7 +13,6 @@ from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.inference import SegmentationEngine
 from hc_studio.core.io import Frame
 from hc_studio.core.measure import (
-    STATUS_NO_HEAD,
     border_confidence,
     is_failure,
     measure_frame,
@@ -21,6 +20,7 @@ from hc_studio.core.measure import (
     record_from_ellipse,
 )
 from hc_studio.core.phantom import make_phantom
+from hc_studio.core.records import Status
 from hc_studio.core.spacing import Spacing
 
 
@@ -65,7 +65,7 @@ def test_anisotropic_spacing_is_measured_in_mm_space(engine) -> None:
 def test_black_frame_has_no_head(engine) -> None:
     measured = measure_frame(frame_of(np.zeros((270, 400)), Spacing.square(0.2)), engine)
     record = measured.record
-    assert record.status == STATUS_NO_HEAD and is_failure(record) and not record.ok
+    assert record.status is Status.NO_HEAD and is_failure(record) and not record.ok
     assert record.hc is None and record.ellipse_px is None
     assert measured.prob.shape == (270, 400)
 
@@ -83,7 +83,8 @@ def test_non_elliptical_segmentation_is_flagged_for_review(engine) -> None:
     image[60:210, 185:215] = 0.9  # a plus-shaped blob: nothing like a head
     image[120:150, 110:290] = 0.9
     record = measure_frame(frame_of(image, Spacing.square(0.2)), engine).record
-    assert record.status.startswith("review: fit IoU")
+    assert record.status is Status.REVIEW and record.reasons[0].startswith("fit IoU")
+    assert record.status_text.startswith("review: fit IoU")
     assert record.hc is not None and not record.ok and not is_failure(record)
 
 
@@ -142,10 +143,11 @@ def test_measure_paths_goes_on_past_bad_files(tmp_path: Path, engine) -> None:
         assert record.ok and record.spacing == Spacing.square(0.14, "csv")
         truth = biometry_from_ellipse(item.ellipse_px, Spacing.square(0.14, "csv"))
         assert record.hc == pytest.approx(truth.hc, rel=0.015)
-    assert by_name["black.png"].status == STATUS_NO_HEAD
+    assert by_name["black.png"].status is Status.NO_HEAD
     assert by_name["black.png"].spacing.source == "none"
-    assert by_name["truncated.png"].status.startswith("error: ")
-    assert by_name["missing.png"].status.startswith("error: ")
+    for name in ("truncated.png", "missing.png"):
+        assert by_name[name].status is Status.ERROR and by_name[name].reasons
+        assert by_name[name].status_text.startswith("error: ")
     assert [n for _, n, _ in progress] == [5] * 5
     assert [i for i, _, _ in progress] == [1, 2, 3, 4, 5]
 
