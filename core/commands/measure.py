@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import dicom_outputs
 from .common import add_spacing_arguments, positive_float, say
 
 HELP = "measure head circumference on frames (images, DICOM, video) and write a CSV"
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write each frame's fitted ellipse as a filled PNG mask into DIR",
     )
+    dicom_outputs.add_arguments(parser)
 
 
 def _progress_line(position: int, total: int, record) -> str:
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             if masks is not None and record.ellipse_px is not None and measured.prob is not None:
                 masks.write(record, measured.prob.shape)
     finally:  # an interrupted batch still saves what was measured
-        write_records_csv(records, args.out)
+        write_records_csv(records, args.out, dicom_outputs.extra_columns(args, records))
     if args.hc18_out:
         skipped = write_hc18_submission(records, args.hc18_out)
         if skipped:
@@ -143,5 +145,6 @@ def run(args: argparse.Namespace) -> int:
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
         say(f"{record.file}{frame}: {record.status.removeprefix(ERROR_PREFIX)}")
+    reports_ok = dicom_outputs.write_outputs(args, records)
     say(_summary(records, args.out))
-    return 1 if any(is_failure(record) for record in records) else 0
+    return 1 if any(is_failure(record) for record in records) or not reports_ok else 0
