@@ -388,3 +388,26 @@ def write_exam_srs(records: Iterable[MeasurementRecord], folder: str | Path) -> 
         except OSError as error:
             result.failed.append(f"{path}: not written ({error.strerror or error})")
     return result
+
+
+def read_sr_values(path_or_dataset) -> dict[str, list[float]]:
+    """Read an SR back: concept meaning -> numeric values, in tree order (e.g. "Head
+    Circumference": [...], "Gestational Age": [days]). For checks and round trips."""
+    import pydicom
+
+    dataset = path_or_dataset
+    if isinstance(dataset, str | Path):
+        dataset = pydicom.dcmread(dataset)
+    values: dict[str, list[float]] = {}
+
+    def walk(items) -> None:
+        for item in items:
+            if item.ValueType == "NUM":
+                name = item.ConceptNameCodeSequence[0].CodeMeaning
+                values.setdefault(name, []).append(
+                    float(item.MeasuredValueSequence[0].NumericValue)
+                )
+            walk(item.get("ContentSequence", []))
+
+    walk(dataset.ContentSequence)
+    return values
