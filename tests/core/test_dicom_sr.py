@@ -162,3 +162,16 @@ def test_dciodvfy_finds_no_error(tmp_path: Path) -> None:
         output = check.stdout + check.stderr
         assert "ComprehensiveSR" in output
         assert not [line for line in output.splitlines() if line.startswith("Error")], output
+
+
+def test_a_dicom_without_uids_is_reported_as_a_non_dicom_frame(tmp_path: Path) -> None:
+    source = write_source(tmp_path / "bare.dcm")
+    del source.SeriesInstanceUID
+    source.save_as(tmp_path / "bare.dcm", enforce_file_format=True)
+    result = write_exam_srs([measured(tmp_path / "bare.dcm", 0)], tmp_path / "sr")
+    assert len(result.written) == 1
+    assert result.notes == [
+        f"{tmp_path / 'bare.dcm'}: no SeriesInstanceUID; exported as a non-DICOM frame"
+    ]
+    sr = pydicom.dcmread(result.written[0])
+    assert sr.PatientID == "" and "CurrentRequestedProcedureEvidenceSequence" not in sr
