@@ -11,7 +11,8 @@ HC18 training frames (their reference HC from the pixel-size CSV) and measured w
 
 For each clip: the HC error (mm, against the reference) of the suggested frame, the mean error
 over the clip's measured frames (what an arbitrary measured frame gives), the smallest error in
-the clip (an oracle), and whether the suggested frame is an undegraded one. Writes a JSON
+the clip (an oracle), the mean error over its undegraded frames (an arbitrary good frame), and
+whether the suggested frame is an undegraded one. Writes a JSON
 summary; prints one line per kind.
 """
 
@@ -55,6 +56,45 @@ def drift(grey: np.ndarray, step: int) -> np.ndarray:
     return cv2.warpAffine(grey, matrix, (w, h))
 
 
+SYNTHETIC = ("noise", "blur", "low contrast", "shifted", "good", "rotated 10", "rotated -20")
+
+
+def synthetic_clip(grey: np.ndarray) -> list[np.ndarray]:
+    """The synthetic clip of tests/core/test_cli_dicom_outputs.py: the frame (position 4) among
+    degraded, shifted and rotated versions of it, named in SYNTHETIC."""
+    h, w = grey.shape
+    rng = np.random.default_rng(0)
+
+    def rotated(degrees: float) -> np.ndarray:
+        return cv2.warpAffine(grey, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1), (w, h))
+
+    shift = np.float32([[1, 0, 0.35 * w], [0, 1, 0.25 * h]])
+    return [
+        np.clip(grey + rng.normal(0, 0.3, grey.shape), 0, 1),
+        cv2.GaussianBlur(grey, (0, 0), 8),
+        0.45 + 0.1 * grey,
+        cv2.warpAffine(grey, shift, (w, h)),
+        grey,
+        rotated(10),
+        rotated(-20),
+    ]
+
+
+def print_synthetic(engine, samples: Path) -> None:
+    """Per-frame status, HC and score of the synthetic clip of every sample frame."""
+    with (samples / "pixel_size.csv").open(newline="") as handle:
+        sizes = {row["filename"]: float(row["pixel size(mm)"]) for row in csv.DictReader(handle)}
+    for name, pixel_mm in sizes.items():
+        frames = synthetic_clip(read_grey(samples / name))
+        spacing = Spacing.square(pixel_mm, "csv")
+        records, ranking = measure_clip(engine, frames, [spacing] * len(frames), name)
+        print(f"{name}: suggested {SYNTHETIC[ranking.best_index]!r}")
+        for version, record, score in zip(SYNTHETIC, records, ranking.scores, strict=True):
+            value = "-" if score.score is None else f"{score.score:.3f}"
+            hc = "-" if record.hc is None else f"{record.hc:.1f}"
+            print(f"  {version:12s} score {value:6s} HC {hc:6s} {record.status}")
+
+
 def measure_clip(engine, frames, spacings, name):
     records = [
         measure_frame(Frame(px.astype(np.float32), name, i, len(frames), sp), engine).record
@@ -70,7 +110,10 @@ def clip_result(records, ranking, references, degraded):
         if r.hc is not None and r.ellipse_px is not None
     }
     best = ranking.best_index
+    clean = [e for i, e in errors.items() if i not in degraded]
     return {
+        "frame_errors_mm": {str(i): round(e, 3) for i, e in errors.items()},
+        "undegraded_mean_error_mm": statistics.fmean(clean) if clean else None,
         "suggested": best,
         "suggested_error_mm": None if best is None else errors.get(best),
         "mean_error_mm": statistics.fmean(errors.values()) if errors else None,
@@ -94,6 +137,7 @@ def summarise(results):
         "no_suggestion": sum(r["suggested"] is None for r in results),
         "median_suggested_error_mm": median("suggested_error_mm"),
         "median_mean_error_mm": median("mean_error_mm"),
+        "median_undegraded_mean_error_mm": median("undegraded_mean_error_mm"),
         "median_oracle_error_mm": median("oracle_error_mm"),
         "suggested_within_1mm_of_oracle": sum(
             r["suggested_error_mm"] - r["oracle_error_mm"] <= 1.0 for r in picked
@@ -112,8 +156,16 @@ def main(argv=None) -> int:
     parser.add_argument("--cine-frames", type=int, default=9, help="frames per pseudo-cine (9)")
     parser.add_argument("--degraded", type=int, default=3, help="degraded frames per clip (3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True, help="JSON summary")
+    parser.add_argument("--out", type=Path, help="JSON summary (needed unless --samples)")
+    parser.add_argument(
+        "--samples", type=Path, help="instead: print the synthetic clips of these sample frames"
+    )
     args = parser.parse_args(argv)
+    if args.samples is not None:
+        print_synthetic(SegmentationEngine(args.model or default_model_path(), "cpu"), args.samples)
+        return 0
+    if args.out is None:
+        parser.error("--out is required")
     table = args.hc18 / "training_set_pixel_size_and_HC.csv"
     with table.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
