@@ -7,6 +7,7 @@ import functools
 from collections import Counter
 from pathlib import Path
 
+from . import dicom_outputs
 from .common import (
     add_spacing_arguments,
     batch_stopped,
@@ -82,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="operator named in the printed reports (default: none)",
     )
+    dicom_outputs.add_arguments(parser)
 
 
 def _progress_line(position: int, total: int, record) -> str:
@@ -167,7 +169,8 @@ def _check_output_paths(args: argparse.Namespace, files: list[Path], model: Path
         "--hc18-out": args.hc18_out,
         "--report": args.report,
     }
-    check_outputs(outputs, inputs, folders={"--masks-out": args.masks_out})
+    folders = {"--masks-out": args.masks_out, "--sr-out": args.sr_out}
+    check_outputs(outputs, inputs, folders=folders)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
                 has_mask = record.ellipse_px is not None and measured.prob is not None
                 if masks is not None and has_mask:
                     masks.write(record, measured.prob.shape)
-            write_records_csv(records, args.out)
+            write_records_csv(records, args.out, dicom_outputs.extra_columns(args, records))
         except (KeyboardInterrupt, Exception) as stop:
 
             def save(why: str) -> str:
@@ -228,5 +231,6 @@ def run(args: argparse.Namespace) -> int:
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
         say(f"{record.file}{frame}: {_failure_text(record)}")
+    reports_ok = dicom_outputs.write_outputs(args, records)
     say(_summary(records, args.out))
-    return 1 if any(is_failure(record) for record in records) else 0
+    return 1 if any(is_failure(record) for record in records) or not reports_ok else 0

@@ -1,0 +1,143 @@
+"""`hc-studio measure --best-frame --sr-out` end to end on a synthetic cine DICOM.
+
+The clip is built from a shipped sample frame: the frame itself among degraded (noise, blur, low
+contrast), shifted and rotated versions of it, written as a multi-frame DICOM with pydicom and
+measured with the shipped model.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+from hc_studio.core.cli import main
+from hc_studio.core.dicom_sr import read_sr_values
+from hc_studio.core.inference import default_model_path
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+
+SAMPLE, SAMPLE_MM = "291_HC.png", 0.103654762  # its HC18 pixel size (samples/pixel_size.csv)
+GOOD_INDEX = 4
+VERSIONS = ("noise", "blur", "low contrast", "shifted", "good", "rotated 10", "rotated -20")
+
+
+def degraded_clip(image: np.ndarray) -> np.ndarray:
+    """(7, H, W) uint8: the versions named in VERSIONS, the untouched frame at GOOD_INDEX."""
+    grey = image.astype(np.float32) / 255
+    h, w = grey.shape
+    rng = np.random.default_rng(0)
+
+    def rotated(degrees: float) -> np.ndarray:
+        return cv2.warpAffine(grey, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1), (w, h))
+
+    shift = np.float32([[1, 0, 0.35 * w], [0, 1, 0.25 * h]])
+    frames = [
+        np.clip(grey + rng.normal(0, 0.3, grey.shape), 0, 1),
+        cv2.GaussianBlur(grey, (0, 0), 8),
+        0.45 + 0.1 * grey,
+        cv2.warpAffine(grey, shift, (w, h)),
+        grey,
+        rotated(10),
+        rotated(-20),
+    ]
+    return np.stack([np.round(f * 255).astype(np.uint8) for f in frames])
+
+
+def write_cine(path: Path, frames: np.ndarray, pixel_mm: float) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundMultiFrameImageStorage, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientID, ds.PatientName, ds.StudyDate = "CINE-1", "Test^Cine", "20260401"
+    ds.AccessionNumber, ds.Modality, ds.FrameTime = "A-17", "US", "40"
+    ds.NumberOfFrames, (ds.Rows, ds.Columns) = len(frames), frames.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelSpacing = [pixel_mm, pixel_mm]
+    ds.PixelData = frames.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def shipped_model() -> Path:
+    model = default_model_path()
+    if model is None:
+        pytest.skip("no model shipped in hc_studio.models")
+    return model
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_best_frame_and_sr_on_a_synthetic_cine(shipped_model, tmp_path: Path, capsys) -> None:
+    sample = resources.files("hc_studio.resources").joinpath("samples", SAMPLE)
+    image = cv2.imdecode(np.frombuffer(sample.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    cine = write_cine(tmp_path / "cine.dcm", degraded_clip(image), SAMPLE_MM)
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), image)
+    out, sr_dir = tmp_path / "m.csv", tmp_path / "sr"
+    argv = ["measure", str(tmp_path / "cine.dcm"), str(still), "--model", str(shipped_model)]
+    argv += ["--device", "cpu", "--pixel-size", str(SAMPLE_MM), "--best-frame"]
+    argv += ["--sr-out", str(sr_dir), "--out", str(out)]
+    main(argv)  # exit 1 is expected: the noisy frame has no head
+
+    rows = rows_of(out)
+    cine_rows = [row for row in rows if row["file"].endswith("cine.dcm")]
+    marks = [row["best_frame"] for row in cine_rows]
+    assert marks == ["1" if i == GOOD_INDEX else "0" for i in range(len(VERSIONS))], [
+        (v, row["status"], row["confidence"], row["fit_iou"]) for v, row in zip(VERSIONS, cine_rows)
+    ]
+    assert [row["best_frame"] for row in rows if row["file"] == str(still)] == [""]
+
+    # One SR per exam: the cine's study, and the folder of the PNG.
+    err = capsys.readouterr().err
+    assert err.count("structured report -> ") == 2
+    sr_path = sr_dir / f"SR_{cine.StudyInstanceUID}.dcm"
+    sr = pydicom.dcmread(sr_path)
+    assert (sr.PatientID, sr.AccessionNumber) == ("CINE-1", "A-17")
+    values = read_sr_values(sr)
+    best = cine_rows[GOOD_INDEX]
+    for name, column in (
+        ("Head Circumference", "hc"),
+        ("Biparietal Diameter", "bpd_outer_outer"),
+        ("Occipital-Frontal Diameter", "ofd_outer_outer"),
+    ):
+        assert values[name] == [pytest.approx(float(best[column]), abs=0.1)]
+    assert values["Gestational Age"] == [
+        pytest.approx(float(best["ga_hadlock_weeks"]) * 7, abs=0.1)
+    ]
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True)
+        errors = [line for line in check.stderr.splitlines() if line.startswith("Error")]
+        assert errors == [], check.stderr
+
+
+def test_without_the_options_the_csv_keeps_its_columns(tiny_onnx_model, tmp_path: Path) -> None:
+    from hc_studio.core.export import RECORD_COLUMNS
+    from hc_studio.core.phantom import make_phantom
+
+    frame = tmp_path / "p.png"
+    cv2.imwrite(str(frame), np.round(make_phantom(seed=3).image * 255).astype(np.uint8))
+    out = tmp_path / "m.csv"
+    argv = ["measure", str(frame), "--model", str(tiny_onnx_model), "--pixel-size", "0.14"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert tuple(rows_of(out)[0]) == RECORD_COLUMNS
+    assert main([*argv, "--out", str(out), "--best-frame", "--sr-out", str(tmp_path / "sr")]) == 0
+    row = rows_of(out)[0]
+    assert tuple(row) == (*RECORD_COLUMNS, "best_frame") and row["best_frame"] == ""
+    assert len(list((tmp_path / "sr").glob("SR_*.dcm"))) == 1
