@@ -1,8 +1,9 @@
 """Frame -> head probability -> ellipse -> `MeasurementRecord`.
 
 Status of a record: "ok"; "review: <reasons>" (measured, but the fit or the network looks
-doubtful: the values are kept and a person should look); "no head found"; "error: <problem>"
-(the file or frame could not be read or processed).
+doubtful: the values are kept and a person should look); "no head found"; "not a fetal head:
+<reasons>" (an ellipse was found but the frame fails `core.plane_check`: no values are given);
+"error: <problem>" (the file or frame could not be read or processed).
 
 Confidence (0.5-1): the network's certainty around the head border, the mean of max(p, 1 - p)
 over the frame pixels whose normalised ellipse radius lies in 0.75-1.25 (a band a quarter of the
@@ -25,10 +26,12 @@ from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_frame_files, load_frames
+from .plane_check import head_plane_reasons
 from .records import STATUS_OK, MeasurementRecord
 from .spacing import Spacing, lookup_csv_size
 
 STATUS_NO_HEAD = "no head found"
+STATUS_NOT_A_HEAD = "not a fetal head"  # followed by ": <reasons>"; see core.plane_check
 REVIEW_PREFIX = "review: "
 ERROR_PREFIX = "error: "
 REVIEW_FIT_IOU = 0.90  # below: the segmentation is far from elliptical
@@ -57,7 +60,11 @@ class MeasuredFrame:
 
 def is_failure(record: MeasurementRecord) -> bool:
     """True for frames that gave no measurement (no head, or an error)."""
-    return record.status == STATUS_NO_HEAD or record.status.startswith(ERROR_PREFIX)
+    return (
+        record.status == STATUS_NO_HEAD
+        or record.status.startswith(STATUS_NOT_A_HEAD)
+        or record.status.startswith(ERROR_PREFIX)
+    )
 
 
 def record_from_ellipse(
@@ -177,6 +184,26 @@ def measure_frame(
     record = record.replace(
         fit_iou=float(fit.fit_iou), confidence=border_confidence(prediction.prob, on_map)
     )
+    not_a_head = head_plane_reasons(
+        frame.pixels,
+        prediction.prob,
+        fit.ellipse_px,
+        record.fit_iou,
+        record.confidence,
+        frame.spacing,
+    )
+    if not_a_head:
+        # No ellipse, HC or GA: a number from a frame without a head would be a wrong number.
+        refused = MeasurementRecord(
+            file=frame.path,
+            frame_index=frame.index,
+            spacing=frame.spacing,
+            status=f"{STATUS_NOT_A_HEAD}: {', '.join(not_a_head)}",
+            fit_iou=record.fit_iou,
+            confidence=record.confidence,
+            model=engine.name,
+        )
+        return MeasuredFrame(refused, prediction)
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
         record = record.replace(status=REVIEW_PREFIX + ", ".join(reasons))

@@ -189,7 +189,7 @@ def summarise(values: list[float | None], with_p95: bool = False) -> dict[str, f
 
 def build_report(results: list[FrameResult], problems, model_name: str, model_path: str) -> dict:
     """The JSON summary (see the module docstring)."""
-    from ..measure import STATUS_NO_HEAD
+    from ..measure import STATUS_NO_HEAD, STATUS_NOT_A_HEAD
 
     report: dict = {"model": model_name, "model_path": model_path, "frames": len(results)}
     for metric in METRICS:
@@ -197,7 +197,9 @@ def build_report(results: list[FrameResult], problems, model_name: str, model_pa
     report["failures"] = [
         {"file": r.file, "reason": r.status}
         for r in results
-        if r.status == STATUS_NO_HEAD or r.status.startswith("error")
+        if r.status == STATUS_NO_HEAD
+        or r.status.startswith(STATUS_NOT_A_HEAD)
+        or r.status.startswith("error")
     ]
     report["uncalibrated"] = [r.file for r in results if r.pixel_mm is None]
     report["import_problems"] = [

@@ -90,11 +90,14 @@ class _MaskWriter:
 
 
 def _summary(records: list, out: Path) -> str:
-    from ..measure import ERROR_PREFIX, REVIEW_PREFIX, STATUS_NO_HEAD
+    from ..measure import ERROR_PREFIX, REVIEW_PREFIX, STATUS_NO_HEAD, STATUS_NOT_A_HEAD
 
     ok = sum(record.status == "ok" for record in records)
     review = sum(record.status.startswith(REVIEW_PREFIX) for record in records)
-    no_head = sum(record.status == STATUS_NO_HEAD for record in records)
+    no_head = sum(
+        record.status == STATUS_NO_HEAD or record.status.startswith(STATUS_NOT_A_HEAD)
+        for record in records
+    )
     errors = sum(record.status.startswith(ERROR_PREFIX) for record in records)
     return (
         f"{len(records)} frame(s): {ok} ok, {review} to review, {no_head} without a head, "
