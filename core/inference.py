@@ -3,6 +3,11 @@
 The model reads `(N, 1, h, w) float32` and writes `(N, 1, h, w)` head probabilities (or logits).
 How a frame is brought to the network is read from the model's metadata (written by HC Studio's
 exporter, keys `hc_studio.*`); a model without it gets the defaults documented on `ModelInfo`.
+
+A model is refused at load, with the reason, when its input size lies outside
+`INPUT_SIDE_RANGE` (a claimed 60000x60000 input would exhaust memory), when it has more than one
+output or an output that is not (N, 1, h, w), or when a probe run on a blank input gives
+"probabilities" outside 0..1 (or non-finite scores). Every later run is checked the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ RESIZE_MODES = ("stretch", "letterbox")
 OUTPUT_KINDS = ("probability", "logits")
 DEFAULT_INPUT_HW = (256, 384)
 DEFAULT_MULTIPLE = 16
+# Network input sides HC Studio accepts: below 16 a U-Net has nothing left at its bottleneck;
+# 4096 is ten times the shipped model's 224x336 and keeps one input under 64 MB.
+INPUT_SIDE_RANGE = (16, 4096)
+MAX_MULTIPLE = 256
+PROBABILITY_TOLERANCE = 1e-3  # float rounding around 0 and 1; anything beyond is not a probability
 _MAX_CPU_THREADS = 8  # beyond this a small U-Net gains nothing and starves the GUI thread
 _DESCRIPTIVE_KEYS = ("method", "data", "date", "validation")
 
@@ -70,7 +80,25 @@ class ModelInfo:
             raise ValueError(f"hc_studio.resize must be one of {RESIZE_MODES}, got {info.resize!r}")
         if info.output not in OUTPUT_KINDS:
             raise ValueError(f"hc_studio.output must be one of {OUTPUT_KINDS}, got {info.output!r}")
+        info._check_sizes(static_hw)
         return info
+
+    def _check_sizes(self, static_hw: tuple[int, int] | None) -> None:
+        low, high = INPUT_SIDE_RANGE
+        size = f"{self.input_width}x{self.input_height}"
+        if not (low <= self.input_height <= high and low <= self.input_width <= high):
+            raise ValueError(
+                f"input size {size} (hc_studio.input_height/input_width or the model's input "
+                f"shape) lies outside the accepted {low}-{high} pixels a side"
+            )
+        if self.multiple > MAX_MULTIPLE:
+            raise ValueError(f"hc_studio.multiple {self.multiple} is above {MAX_MULTIPLE}")
+        if static_hw is None and (
+            self.input_height % self.multiple or self.input_width % self.multiple
+        ):
+            raise ValueError(
+                f"input size {size} is not a multiple of hc_studio.multiple {self.multiple}"
+            )
 
     def normalise(self, pixels01: np.ndarray) -> np.ndarray:
         """Apply the model's input normalisation to a 0..1 image."""
@@ -177,8 +205,20 @@ class SegmentationEngine:
         metadata = self._session.get_modelmeta().custom_metadata_map or {}
         try:
             self.info = ModelInfo.from_metadata(metadata, self.model_path.stem, self._static_hw)
+            _check_output_layout(self._session.get_outputs())
         except ValueError as error:
             raise ValueError(f"{self.model_path}: {error}") from None
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run once on a blank input: the output layout and value range must hold already."""
+        hw = self._static_hw or (self.info.input_height, self.info.input_width)
+        try:
+            self._run(np.zeros(hw, dtype=np.float32))
+        except ValueError as error:
+            problem = str(error).removeprefix(f"{self.model_path}: ")
+            message = f"{self.model_path}: on a probe run with a blank input, {problem}"
+            raise ValueError(message) from None
 
     @property
     def name(self) -> str:
@@ -231,10 +271,34 @@ class SegmentationEngine:
                 f"got {tuple(output.shape)}"
             )
         scores = output[0, 0].astype(np.float32, copy=False)
+        self._check_scores(scores)
         if self.info.output == "logits":
             # Clip first so exp never overflows; 0/1 at |logit| > 30 anyway in float32.
             scores = 1.0 / (1.0 + np.exp(-np.clip(scores, -30.0, 30.0)))
         return scores
+
+    def _check_scores(self, scores: np.ndarray) -> None:
+        """ValueError when the output is not finite, or a "probability" leaves 0..1."""
+        if not np.isfinite(scores).all():
+            raise ValueError(f"{self.model_path}: the model's output holds NaN or infinity")
+        if self.info.output == "probability":
+            low, high = float(scores.min()), float(scores.max())
+            if low < -PROBABILITY_TOLERANCE or high > 1.0 + PROBABILITY_TOLERANCE:
+                raise ValueError(
+                    f"{self.model_path}: hc_studio.output is 'probability' but the model's output "
+                    f"spans {low:.3g}..{high:.3g}, outside 0..1 (logits? set hc_studio.output)"
+                )
+
+
+def _check_output_layout(outputs: list) -> None:
+    """ValueError unless the model has exactly one output shaped (N, 1, H, W)."""
+    if len(outputs) != 1:
+        names = ", ".join(output.name for output in outputs)
+        raise ValueError(f"expected one output (N, 1, H, W), the model has {len(outputs)}: {names}")
+    shape = outputs[0].shape  # dims are ints, names or None; [] when not declared
+    channels_wrong = len(shape or []) == 4 and isinstance(shape[1], int) and shape[1] != 1
+    if shape and (len(shape) != 4 or channels_wrong):
+        raise ValueError(f"expected an output of shape (N, 1, H, W), the model declares {shape}")
 
 
 def _as_frame(pixels: np.ndarray) -> np.ndarray:

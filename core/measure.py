@@ -1,8 +1,9 @@
 """Frame -> head probability -> ellipse -> `MeasurementRecord`.
 
 Status of a record (`core.records.Status`, with its `reasons`): OK; REVIEW (measured, but the fit
-or the network looks doubtful: the values are kept and a person should look); NO_HEAD; ERROR (the
-file or frame could not be read or processed, the problem is the one reason).
+or the network looks doubtful: the values are kept and a person should look); NO_HEAD; NOT_A_HEAD
+(an ellipse was found but the frame fails `core.plane_check`: no values are given, the reasons say
+why); ERROR (the file or frame could not be read or processed, the problem is the one reason).
 
 Confidence (0.5-1): the network's certainty around the head border, the mean of max(p, 1 - p)
 over the frame pixels whose normalised ellipse radius lies in 0.75-1.25 (a band a quarter of the
@@ -25,6 +26,7 @@ from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_frame_files, load_frames
+from .plane_check import head_plane_reasons
 from .records import MeasurementRecord, Status
 from .spacing import Spacing, SpacingPolicy
 
@@ -171,6 +173,27 @@ def measure_frame(
     record = record.replace(
         fit_iou=float(fit.fit_iou), confidence=border_confidence(prediction.prob, on_map)
     )
+    not_a_head = head_plane_reasons(
+        frame.pixels,
+        prediction.prob,
+        fit.ellipse_px,
+        record.fit_iou,
+        record.confidence,
+        frame.spacing,
+    )
+    if not_a_head:
+        # No ellipse, HC or GA: a number from a frame without a head would be a wrong number.
+        refused = MeasurementRecord(
+            file=frame.path,
+            frame_index=frame.index,
+            spacing=frame.spacing,
+            status=Status.NOT_A_HEAD,
+            reasons=tuple(not_a_head),
+            fit_iou=record.fit_iou,
+            confidence=record.confidence,
+            model=engine.name,
+        )
+        return MeasuredFrame(refused, prediction)
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
         record = record.replace(status=Status.REVIEW, reasons=reasons)

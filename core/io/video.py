@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .frame import FrameReadError
-from .images import to_grey_float
+from .images import check_frame_size, to_grey_float
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".wmv", ".mkv")
 
@@ -29,6 +29,10 @@ def _open(path: Path) -> Iterator[cv2.VideoCapture]:
     try:
         if not capture.isOpened():
             raise FrameReadError(path, "not a readable video (unknown codec or damaged file)")
+        # The container's frame size, known before any frame is decoded.
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        check_frame_size(path, height, width)
         yield capture
     finally:
         capture.release()

@@ -99,7 +99,7 @@ def test_measure_neutralises_formula_like_frame_names(tmp_path, tiny_onnx_model,
     image = (make_phantom(seed=2).image * 255).astype("uint8")
     for name in (HYPERLINK, "-x.png"):
         assert cv2.imwrite(str(tmp_path / name), image)
-    argv = ["measure", "--model", str(tiny_onnx_model), "--pixel-size", "0.1"]
+    argv = ["measure", "--model", str(tiny_onnx_model), "--pixel-size", "0.4"]
     argv += ["--out", "m.csv", "--hc18-out", "hc18.csv", "--", HYPERLINK, "-x.png"]
     assert main(argv) == 0
     first_cells = [line.split(",")[0] for line in Path("m.csv").read_text().splitlines()[1:]]

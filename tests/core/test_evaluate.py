@@ -19,7 +19,7 @@ from hc_studio.core.commands import evaluate
 from hc_studio.core.phantom import make_phantom
 
 SHAPE = (135, 200)
-PIXEL_MM = 0.2
+PIXEL_MM = 0.4  # phantom heads of 100-150 mm: inside the plausible fetal HC range
 GOOD = ("001_HC.png", "002_HC.png", "003_HC.png")
 
 

@@ -201,3 +201,129 @@ def test_default_model_path(tmp_path: Path, monkeypatch, count: int) -> None:
     else:
         with pytest.raises(ValueError, match="several models"):
             default_model_path()
+
+
+def write_graph_model(
+    path: Path,
+    nodes: list,
+    outputs: list[tuple[str, list]],
+    metadata: dict[str, str] | None = None,
+    constants: dict[str, float] | None = None,
+) -> Path:
+    """An ONNX model reading `image` (N, 1, H, W) with the given nodes and declared outputs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in outputs],
+        initializer=[
+            numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+            for name, value in (constants or {}).items()
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def affine_model(path: Path, scale: float, offset: float, metadata=None) -> Path:
+    """output = image * scale + offset, declared (N, 1, H, W)."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Mul", ["image", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "offset"], ["scores"]),
+    ]
+    constants = {"scale": scale, "offset": offset}
+    return write_graph_model(path, nodes, [("scores", ["N", 1, "H", "W"])], metadata, constants)
+
+
+def test_a_huge_input_size_in_the_metadata_is_refused(
+    tmp_path: Path, onnx_model_factory, with_metadata
+) -> None:
+    model = onnx_model_factory(
+        tmp_path / "huge.onnx", with_metadata(input_height="60000", input_width="60000")
+    )
+    with pytest.raises(ValueError, match=r"huge\.onnx: input size 60000x60000 .* 16-4096"):
+        SegmentationEngine(model, device="cpu")
+
+
+def test_a_huge_static_input_shape_is_refused(tmp_path: Path, onnx_model_factory) -> None:
+    model = onnx_model_factory(tmp_path / "static.onnx", static_hw=(60000, 60000))
+    with pytest.raises(ValueError, match=r"static\.onnx: input size 60000x60000"):
+        SegmentationEngine(model, device="cpu")
+
+
+def test_an_input_size_off_the_multiple_is_refused(
+    tmp_path: Path, onnx_model_factory, with_metadata
+) -> None:
+    model = onnx_model_factory(tmp_path / "odd.onnx", with_metadata(input_height="100"))
+    with pytest.raises(ValueError, match=r"odd\.onnx: input size 192x100 is not a multiple of"):
+        SegmentationEngine(model, device="cpu")
+
+
+def test_a_two_output_model_is_refused(tmp_path: Path) -> None:
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Sigmoid", ["image"], ["probability"]),
+        helper.make_node("Identity", ["image"], ["logits"]),
+    ]
+    shape = ["N", 1, "H", "W"]
+    model = write_graph_model(
+        tmp_path / "two.onnx", nodes, [("probability", shape), ("logits", shape)]
+    )
+    with pytest.raises(ValueError, match=r"two\.onnx: expected one output .* has 2: probability"):
+        SegmentationEngine(model, device="cpu")
+
+
+@pytest.mark.parametrize("declared", [["N", 2, "H", "W"], ["N", "C", "H", "W"]])
+def test_a_two_channel_output_is_refused(tmp_path: Path, declared: list) -> None:
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Sigmoid", ["image"], ["p"]),
+        helper.make_node("Concat", ["p", "p"], ["scores"], axis=1),
+    ]
+    model = write_graph_model(tmp_path / "channels.onnx", nodes, [("scores", declared)])
+    with pytest.raises(ValueError, match=r"channels\.onnx: .*output.* shape"):
+        SegmentationEngine(model, device="cpu")
+
+
+def test_probabilities_above_one_on_the_probe_are_refused(tmp_path: Path) -> None:
+    model = affine_model(tmp_path / "scores.onnx", scale=1.0, offset=3.0)
+    with pytest.raises(ValueError, match=r"scores\.onnx: .*probe.*spans 3\.\.3, outside 0\.\.1"):
+        SegmentationEngine(model, device="cpu")
+
+
+def test_probabilities_above_one_on_a_real_frame_are_an_error(tmp_path: Path) -> None:
+    model = affine_model(tmp_path / "gain.onnx", scale=3.0, offset=0.0)
+    engine = SegmentationEngine(model, device="cpu")  # 0 on the blank probe: fine so far
+    with pytest.raises(ValueError, match=r"gain\.onnx: .*'probability' .* outside 0\.\.1"):
+        engine.predict(disk_frame())
+
+
+def test_the_same_scores_declared_as_logits_are_accepted(tmp_path: Path) -> None:
+    metadata = {"hc_studio.output": "logits"}
+    model = affine_model(tmp_path / "logits.onnx", scale=1.0, offset=3.0, metadata=metadata)
+    engine = SegmentationEngine(model, device="cpu")
+    frame = np.full((128, 192), 0.1, np.float32)  # the network size: no resampling
+    expected = 1.0 / (1.0 + np.exp(-3.1))
+    np.testing.assert_allclose(engine.predict(frame).prob, expected, rtol=1e-5)
+
+
+def test_non_finite_output_is_refused(tmp_path: Path) -> None:
+    from onnx import helper
+
+    nodes = [helper.make_node("Div", ["image", "image"], ["scores"])]  # 0 / 0 on the probe
+    model = write_graph_model(tmp_path / "nan.onnx", nodes, [("scores", ["N", 1, "H", "W"])])
+    with pytest.raises(ValueError, match=r"nan\.onnx: .*NaN or infinity"):
+        SegmentationEngine(model, device="cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -124,3 +125,93 @@ def test_supported_suffixes_cover_the_formats() -> None:
     for suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".avi", ".mp4", ".mov"):
         assert suffix in SUPPORTED_SUFFIXES
     assert {".wmv", ".mkv"} <= set(SUPPORTED_SUFFIXES)
+
+
+def crafted_png(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims `width` x `height`, with no real pixel data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = zlib.compress(b"\0" * 64)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def crafted_jpeg(width: int, height: int) -> bytes:
+    """JPEG markers up to a baseline SOF0 that claims `width` x `height`."""
+    import struct
+
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+def crafted_tiff(width: int, height: int) -> bytes:
+    """A little-endian TIFF whose one IFD claims `width` x `height` (LONG tags)."""
+    import struct
+
+    entries = struct.pack("<HHII", 256, 4, 1, width) + struct.pack("<HHII", 257, 4, 1, height)
+    return b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 2) + entries + struct.pack("<I", 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("huge.png", crafted_png(40000, 40000)),
+        ("huge.jpg", crafted_jpeg(40000, 40000)),
+        ("huge.tif", crafted_tiff(40000, 40000)),
+    ],
+    ids=["png", "jpeg", "tiff"],
+)
+def test_huge_frames_are_refused_from_the_header(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    pattern = "^" + re.escape(name) + ": frame of 40000x40000 pixels is larger than"
+    with pytest.raises(FrameReadError, match=pattern):
+        list(load_frames(path))
+    with pytest.raises(FrameReadError, match="8192x8192 limit"):
+        read_frame(path, 0)
+
+
+def test_header_sizes_match_what_opencv_decodes(tmp_path: Path) -> None:
+    from hc_studio.core.io.images import header_sizes
+
+    pixels = (np.random.default_rng(1).random((37, 53)) * 255).astype(np.uint8)
+    for suffix in (".png", ".jpg", ".bmp", ".tif"):
+        path = write_png(tmp_path / f"frame{suffix}", pixels)
+        assert header_sizes(path.read_bytes()) == [(37, 53)], suffix
+    pages = tmp_path / "pages.tif"
+    assert cv2.imwritemulti(str(pages), [pixels, pixels[:20, :30]])
+    assert header_sizes(pages.read_bytes()) == [(37, 53), (20, 30)]
+    assert header_sizes(b"not an image at all") is None
+
+
+def test_many_pages_over_the_file_limit_are_refused(tmp_path: Path, monkeypatch) -> None:
+    from hc_studio.core.io import images
+
+    monkeypatch.setattr(images, "MAX_FILE_PIXELS", 2 * 40 * 40)
+    pages = tmp_path / "stack.tif"
+    assert cv2.imwritemulti(str(pages), [np.zeros((40, 40), np.uint8)] * 3)
+    with pytest.raises(FrameReadError, match=r"^stack\.tif: 3 pages of .* exceed"):
+        list(load_frames(pages))
+
+
+def test_a_huge_png_gives_a_per_file_error_and_the_batch_goes_on(
+    tmp_path: Path, tiny_onnx_model: Path
+) -> None:
+    from hc_studio.core.inference import SegmentationEngine
+    from hc_studio.core.measure import measure_paths
+    from hc_studio.core.records import Status
+
+    (tmp_path / "a_huge.png").write_bytes(crafted_png(40000, 40000))
+    write_png(tmp_path / "b_small.png", np.full((64, 96), 30, np.uint8))
+    engine = SegmentationEngine(tiny_onnx_model, device="cpu")
+    records = list(measure_paths([tmp_path], engine))
+    assert [Path(r.file).name for r in records] == ["a_huge.png", "b_small.png"]
+    assert records[0].status_text.startswith("error: frame of 40000x40000 pixels is larger")
+    assert records[1].status is not Status.ERROR

@@ -58,3 +58,13 @@ def test_file_that_is_not_a_video(tmp_path: Path) -> None:
     fake.write_bytes(b"\x00" * 100)
     with pytest.raises(FrameReadError, match=r"^fake\.mp4: "):
         count_frames(fake)
+
+
+def test_video_frames_over_the_size_limit_are_refused_before_decoding(
+    cine: Path, monkeypatch
+) -> None:
+    from hc_studio.core.io import images
+
+    monkeypatch.setattr(images, "MAX_FRAME_SIDE", 32)  # the cine is 64x48
+    with pytest.raises(FrameReadError, match=rf"^{cine.name}: frame of 64x48 pixels is larger"):
+        list(load_frames(cine))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -78,7 +79,13 @@ def test_uncalibrated_frame_is_measured_in_pixels_without_ga(phantom, engine) ->
     assert record.ga_hadlock_weeks is None and "uncalibrated" in record.ga_hadlock_note
 
 
-def test_non_elliptical_segmentation_is_flagged_for_review(engine) -> None:
+def test_non_elliptical_segmentation_is_flagged_for_review(engine, monkeypatch) -> None:
+    # A plus-shaped blob is no head plane: let every frame pass the head-plane check here, so
+    # that the review path behind it is what is tested.
+    from hc_studio.core import plane_check
+
+    shipped = plane_check.default_plane_check()
+    monkeypatch.setattr(plane_check, "_default_check", replace(shipped, bias=shipped.bias + 100))
     image = np.full((270, 400), 0.1, np.float32)
     image[60:210, 185:215] = 0.9  # a plus-shaped blob: nothing like a head
     image[120:150, 110:290] = 0.9

@@ -1,0 +1,326 @@
+"""Is there a fetal head at all? The check every automatic ellipse passes before an HC is shown.
+
+A segmentation network always draws something: an all-black frame, a cardiac echo or a photograph
+can come out with a neat ellipse. Two checks stand between that ellipse and a number:
+
+- **geometric sanity** (`geometry_reasons`): the ellipse's centre lies inside the frame, most of
+  its outline lies inside the frame, and a calibrated HC is a size a fetal head can have;
+- **a learned head-plane check** (`PlaneCheck`): a logistic regression over the network's own
+  evidence (`plane_features`: how decided and how elliptical the probability map is, how much of
+  it lies outside the head, how bright the skull band is against the inside and the outside of
+  the head). Its coefficients and feature normalisation are a small JSON file written by
+  `benchmarks/fit_plane_check.py` (the only source of the shipped file; see docs/plane_check.md).
+
+`head_plane_reasons` runs both and returns why a frame is not a fetal head ([] when it passes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .biometry import biometry_from_ellipse
+from .ellipse import Ellipse, ellipse_on_map_grid
+from .spacing import Spacing
+
+# Plausible fetal HC in mm. Below 50: before ~11 weeks, where a head is measured by CRL, not HC
+# (the smallest HC18 head is 56.8 mm; the Hadlock and INTERGROWTH charts start at ~14 weeks,
+# ~95 mm). Above 400: beyond +4 SD of a 42-week head (~ 370 mm; HC18's largest is 346.4 mm).
+HC_RANGE_MM = (50.0, 400.0)
+# At least this share of the ellipse outline must lie inside the frame: a head cut by the frame
+# edge is measured (HC18 has such frames, down to ~80 % inside) but an ellipse mostly outside the
+# frame is an extrapolation, not a measurement.
+MIN_INSIDE_FRACTION = 0.6
+# A frame whose grey values hardly vary (std below ~2.5 grey levels of 255) shows nothing.
+MIN_FRAME_STD = 0.01
+
+FEATURES: tuple[str, ...] = (
+    "fit_iou",
+    "border_confidence",
+    "area_fraction",
+    "axis_ratio",
+    "inside_fraction",
+    "prob_mean",
+    "prob_inside",
+    "prob_outside",
+    "stray_fraction",
+    "blob_count",
+    "skull_minus_inside",
+    "skull_minus_outside",
+    "skull_z",
+    "skull_p90_minus_inside",
+    "skull_coverage",
+    "fine_texture",
+    "frame_std",
+)
+# Normalised-radius bands on the ellipse (1 = the fitted outer skull border).
+_INSIDE_BAND = (0.0, 0.7)
+_SKULL_BAND = (0.85, 1.0)
+_OUTSIDE_BAND = (1.1, 1.4)
+_WIDE_SKULL_BAND = (0.8, 1.05)  # for the bright-skull percentile: the fit may sit off the ring
+_SECTORS = 16  # angular sectors for the skull's coverage around the head
+_MIN_BLOB_FRACTION = 0.002  # components smaller than 0.2 % of the map are not counted
+_OUTLINE_POINTS = 360
+DEFAULT_CHECK_FILE = "plane_check.json"
+
+
+def inside_fraction(ellipse_px: Ellipse, frame_shape: tuple[int, int]) -> float:
+    """Share (0-1) of the ellipse outline that lies inside a (H, W) frame."""
+    points = ellipse_px.points(_OUTLINE_POINTS)
+    height, width = frame_shape
+    inside = (
+        (points[:, 0] >= -0.5)
+        & (points[:, 0] <= width - 0.5)
+        & (points[:, 1] >= -0.5)
+        & (points[:, 1] <= height - 0.5)
+    )
+    return float(inside.mean())
+
+
+def _band_mean(values: np.ndarray, radius_sq: np.ndarray, band: tuple[float, float]) -> float:
+    selected = (radius_sq >= band[0] ** 2) & (radius_sq < band[1] ** 2)
+    return float(values[selected].mean()) if selected.any() else math.nan
+
+
+def _skull_coverage(
+    grey: np.ndarray, radius_sq: np.ndarray, sector: np.ndarray, inside: float, spread: float
+) -> float:
+    """Share of the angular sectors around the head (of those on the map) whose skull band is
+    brighter than both the head's inside and the sector's own outside, by a quarter of the
+    frame's spread: a real skull shows most of the way round, an accidental ellipse does not."""
+
+    def sector_means(band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        selected = (radius_sq >= band[0] ** 2) & (radius_sq < band[1] ** 2)
+        sums = np.bincount(sector[selected], grey[selected], minlength=_SECTORS)
+        counts = np.bincount(sector[selected], minlength=_SECTORS)
+        return sums / np.maximum(counts, 1), counts > 0
+
+    skull, has_skull = sector_means(_SKULL_BAND)
+    outside, has_outside = sector_means(_OUTSIDE_BAND)
+    outside = np.where(has_outside, outside, inside)
+    valid = int(has_skull.sum())
+    if valid == 0:
+        return 0.0
+    bright = has_skull & (skull > np.maximum(inside, outside) + 0.25 * spread)
+    return float(bright.sum()) / valid
+
+
+def plane_features(
+    pixels: np.ndarray,
+    prob: np.ndarray,
+    ellipse_px: Ellipse,
+    fit_iou: float,
+    border_confidence: float,
+) -> dict[str, float]:
+    """The evidence for a head plane, one finite float per name in `FEATURES`.
+
+    `pixels`: the (H, W) 0..1 frame; `prob`: the (h, w) network probability covering it;
+    `ellipse_px`: the fitted ellipse in frame pixels; `fit_iou` and `border_confidence` as the
+    measurement reports them. Intensities are compared on the network grid (the frame resized
+    to `prob`'s shape), where the ellipse bands are cheap to evaluate.
+    """
+    frame_shape = pixels.shape
+    map_shape = prob.shape
+    grey = cv2.resize(
+        np.asarray(pixels, dtype=np.float32),
+        (map_shape[1], map_shape[0]),
+        interpolation=cv2.INTER_AREA,
+    )
+    on_map = ellipse_on_map_grid(ellipse_px, frame_shape, map_shape)
+    rows, cols = np.mgrid[: map_shape[0], : map_shape[1]]
+    cos, sin = math.cos(on_map.angle), math.sin(on_map.angle)
+    dx, dy = cols - on_map.cx, rows - on_map.cy
+    u, v = (dx * cos + dy * sin) / on_map.a, (-dx * sin + dy * cos) / on_map.b
+    radius_sq = u * u + v * v
+    sector = ((np.arctan2(v, u) + math.pi) * (_SECTORS / (2 * math.pi))).astype(int) % _SECTORS
+
+    decided = (prob > 0.5).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(decided, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA] if count > 1 else np.zeros(0)
+    total = float(areas.sum())
+    stray = 1.0 - float(areas.max()) / total if total > 0 else 1.0
+    blobs = int(np.count_nonzero(areas >= _MIN_BLOB_FRACTION * prob.size))
+
+    frame_mean, frame_std = float(grey.mean()), float(grey.std())
+    skull = _band_mean(grey, radius_sq, _SKULL_BAND)
+    inside = _band_mean(grey, radius_sq, _INSIDE_BAND)
+    outside = _band_mean(grey, radius_sq, _OUTSIDE_BAND)
+    # A band that falls wholly outside the map (a huge ellipse) carries no evidence: 0 contrast.
+    skull = frame_mean if math.isnan(skull) else skull
+    inside = skull if math.isnan(inside) else inside
+    outside = skull if math.isnan(outside) else outside
+    wide = (radius_sq >= _WIDE_SKULL_BAND[0] ** 2) & (radius_sq < _WIDE_SKULL_BAND[1] ** 2)
+    core = radius_sq < _INSIDE_BAND[1] ** 2
+    skull_p90 = float(np.percentile(grey[wide], 90)) if wide.any() else skull
+    inside_median = float(np.median(grey[core])) if core.any() else inside
+    fine = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.0))
+    prob_inside = _band_mean(prob, radius_sq, _INSIDE_BAND)
+    prob_outside = _band_mean(prob, radius_sq, _OUTSIDE_BAND)
+
+    features = {
+        "fit_iou": float(fit_iou),
+        "border_confidence": float(border_confidence),
+        "area_fraction": math.pi * ellipse_px.a * ellipse_px.b / (frame_shape[0] * frame_shape[1]),
+        "axis_ratio": ellipse_px.b / ellipse_px.a if ellipse_px.a > 0 else 0.0,
+        "inside_fraction": inside_fraction(ellipse_px, frame_shape),
+        "prob_mean": float(prob.mean()),
+        "prob_inside": 0.0 if math.isnan(prob_inside) else prob_inside,
+        "prob_outside": 1.0 if math.isnan(prob_outside) else prob_outside,
+        "stray_fraction": stray,
+        "blob_count": math.log1p(blobs),
+        "skull_minus_inside": skull - inside,
+        "skull_minus_outside": skull - outside,
+        "skull_z": (skull - frame_mean) / (frame_std + 0.01),
+        "skull_p90_minus_inside": skull_p90 - inside_median,
+        "skull_coverage": _skull_coverage(grey, radius_sq, sector, inside, frame_std),
+        "fine_texture": float(fine.mean()) / (frame_std + 0.01),
+        "frame_std": frame_std,
+    }
+    return {name: (value if math.isfinite(value) else 0.0) for name, value in features.items()}
+
+
+@dataclass(frozen=True)
+class PlaneCheck:
+    """A fitted logistic regression: p(head plane) = sigmoid(bias + weights . z), where
+    z = (features - mean) / std; a frame passes when p >= threshold.
+
+    `model` names the segmentation model whose outputs it was fitted on; `source` says how.
+    """
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    model: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.features), len(self.mean), len(self.std), len(self.weights)}
+        if len(sizes) != 1:
+            raise ValueError("plane check: features, mean, std and weights differ in length")
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"plane check: unknown features {sorted(unknown)}")
+        if any(s <= 0 or not math.isfinite(s) for s in self.std):
+            raise ValueError("plane check: every std must be positive")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"plane check: threshold must be in (0, 1), got {self.threshold}")
+
+    def score(self, features: Mapping[str, float]) -> float:
+        """p(head plane) in 0..1 for one frame's `plane_features`."""
+        values = np.array([features[name] for name in self.features], dtype=np.float64)
+        z = (values - np.array(self.mean)) / np.array(self.std)
+        logit = float(self.bias + np.dot(np.array(self.weights), z))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        """p(head plane) for an (n, len(features)) matrix in `self.features` order."""
+        z = (np.asarray(matrix, dtype=np.float64) - np.array(self.mean)) / np.array(self.std)
+        logits = np.clip(self.bias + z @ np.array(self.weights), -50.0, 50.0)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "threshold": self.threshold,
+            "model": self.model,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> PlaneCheck:
+        def floats(key: str) -> tuple[float, ...]:
+            return tuple(float(v) for v in data[key])  # type: ignore[union-attr]
+
+        return cls(
+            features=tuple(str(name) for name in data["features"]),  # type: ignore[union-attr]
+            mean=floats("mean"),
+            std=floats("std"),
+            weights=floats("weights"),
+            bias=float(data["bias"]),  # type: ignore[arg-type]
+            threshold=float(data["threshold"]),  # type: ignore[arg-type]
+            model=str(data.get("model", "")),
+            source=str(data.get("source", "")),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> PlaneCheck:
+        """Read a check written by `to_json`; ValueError naming the file when it is unusable."""
+        path = Path(path)
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path.name}: not a usable plane check ({error})") from None
+
+
+_default_check: PlaneCheck | None = None
+
+
+def default_plane_check() -> PlaneCheck:
+    """The check shipped in `hc_studio.resources` (read once)."""
+    global _default_check
+    if _default_check is None:
+        shipped = resources.files("hc_studio.resources").joinpath(DEFAULT_CHECK_FILE)
+        _default_check = PlaneCheck.load(Path(str(shipped)))
+    return _default_check
+
+
+def geometry_reasons(
+    ellipse_px: Ellipse, frame_shape: tuple[int, int], spacing: Spacing
+) -> list[str]:
+    """Why an ellipse cannot be a fetal head measured on this frame ([] when it can)."""
+    reasons = []
+    height, width = frame_shape
+    if not (-0.5 <= ellipse_px.cx <= width - 0.5 and -0.5 <= ellipse_px.cy <= height - 0.5):
+        reasons.append("ellipse centre outside the frame")
+    share = inside_fraction(ellipse_px, frame_shape)
+    if share < MIN_INSIDE_FRACTION:
+        reasons.append(f"only {share:.0%} of the ellipse inside the frame")
+    if spacing.calibrated:
+        hc = biometry_from_ellipse(ellipse_px, spacing).hc
+        low, high = HC_RANGE_MM
+        if not (math.isfinite(hc) and low <= hc <= high):
+            reasons.append(f"HC {hc:.0f} mm outside the plausible {low:.0f}-{high:.0f} mm")
+    return reasons
+
+
+def head_plane_reasons(
+    pixels: np.ndarray,
+    prob: np.ndarray,
+    ellipse_px: Ellipse,
+    fit_iou: float,
+    border_confidence: float,
+    spacing: Spacing,
+    check: PlaneCheck | None = None,
+) -> list[str]:
+    """Why this frame and fit are not a fetal head plane ([] when they are).
+
+    `check` defaults to the shipped `default_plane_check()`.
+    """
+    if float(np.std(pixels)) < MIN_FRAME_STD:
+        return ["blank frame (no contrast)"]
+    reasons = geometry_reasons(ellipse_px, pixels.shape, spacing)
+    check = check or default_plane_check()
+    features = plane_features(pixels, prob, ellipse_px, fit_iou, border_confidence)
+    score = check.score(features)
+    if score < check.threshold:
+        reasons.append(f"head-plane score {score:.2f} < {check.threshold:.2f}")
+    return reasons
+
+
+def feature_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
+    """(n, len(names)) float64 matrix of `plane_features` results."""
+    return np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
