@@ -22,7 +22,7 @@ import numpy as np
 
 from ..spacing_value import Spacing, pixel_size_problem
 from .frame import FrameReadError
-from .images import to_grey_float
+from .images import check_frame_size, to_grey_float
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 _PREAMBLE_LENGTH = 128
@@ -53,6 +53,8 @@ def _read_header(path: Path):
         if not is_dicom(path):
             raise FrameReadError(path, "not a DICOM file")
         raise FrameReadError(path, "DICOM file holds no image (no Rows/Columns)")
+    # The header's claim is checked before any pixel is decoded, as for PNG and JPEG.
+    check_frame_size(path, int(dataset.Rows), int(dataset.Columns))
     return dataset
 
 

@@ -228,6 +228,17 @@ def test_damaged_dicom_gives_frame_read_error(tmp_path: Path) -> None:
         read_frame(damaged, 0)
 
 
+def test_dicom_claiming_a_huge_image_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "huge.dcm", gradient()[None])
+    import pydicom
+
+    dataset = pydicom.dcmread(path)
+    dataset.Rows, dataset.Columns = 40000, 40000  # the header claims 1.6 Gpixel
+    dataset.save_as(path)
+    with pytest.raises(FrameReadError, match=r"huge\.dcm: frame of 40000x40000 pixels is larger"):
+        read_frame(path, 0)
+
+
 def header(rows: int = 100, cols: int = 200, regions=None, pixel_spacing=None) -> Dataset:
     dataset = Dataset()
     dataset.Rows, dataset.Columns = rows, cols
