@@ -17,33 +17,16 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
-    QApplication,
     QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QPlainTextEdit,
     QPushButton,
-    QTextEdit,
     QToolButton,
     QWidget,
 )
 
 from ..core.cine import CinePlayer
-
-_TEXT_INPUTS = (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)
-
-
-def text_field_has_focus() -> bool:
-    """True when the focused widget takes typed text (a line edit, spin box, editable combo)."""
-    widget = QApplication.focusWidget()
-    if widget is None:
-        return False
-    if isinstance(widget, QComboBox):
-        return widget.isEditable()
-    return isinstance(widget, _TEXT_INPUTS)
+from .key_guards import text_field_has_focus
 
 
 class CineControls(QWidget):
