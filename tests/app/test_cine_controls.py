@@ -123,3 +123,14 @@ def test_shortcuts_act_only_when_no_text_field_has_focus(qtbot) -> None:
     qtbot.waitUntil(field.hasFocus, timeout=2000)
     right.activated.emit()
     assert bar.index == 1  # typing in the field never moves the clip
+
+
+def test_the_timer_plays_the_clip_on_its_own(qtbot) -> None:
+    bar = CineControls()  # the real monotonic clock and QTimer
+    qtbot.addWidget(bar)
+    bar.set_clip(100, 200.0)
+    assert bar.timer.interval() == 5
+    with qtbot.waitSignal(bar.frame_requested, timeout=2000):
+        bar.play()
+    qtbot.waitUntil(lambda: bar.index >= 3, timeout=2000)
+    bar.pause()
