@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OUTCOMES = ("handled", "clear error", "crash", "hang", "silently wrong", "data lost")
-DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 130}
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 130, 143}
 MEASURED_STATUSES = ("ok", "review")
 
 

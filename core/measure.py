@@ -25,7 +25,7 @@ from .biometry import biometry_from_ellipse
 from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .inference import Prediction, SegmentationEngine
-from .io import Frame, FrameReadError, find_frame_files, load_frames
+from .io import Frame, FrameReadError, find_broken_links, find_frame_files, load_frames
 from .plane_check import head_plane_reasons
 from .records import MeasurementRecord, Status
 from .spacing import Spacing, SpacingPolicy
@@ -223,7 +223,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     (a missing file then gives an error record naming it)."""
     files: list[Path] = []
     for path in map(Path, paths):
-        files.extend(find_frame_files([path]) if path.is_dir() else [path])
+        if path.is_dir():
+            # A dangling link in a folder gives an error record naming it, not silence.
+            files.extend(sorted(find_frame_files([path]) + find_broken_links(path)))
+        else:
+            files.append(path)
     return files
 
 

@@ -19,6 +19,7 @@ Every pixel size from a person, a CSV or a header must lie in `PLAUSIBLE_PIXEL_M
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -129,6 +130,15 @@ def _find_column(header: list[str], accepted: tuple[str, ...]) -> int | None:
     return None
 
 
+def _csv_text(path: Path) -> str:
+    """The CSV's text (UTF-8, with or without a byte order mark); ValueError naming the file
+    when it is not text."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text CSV (byte {error.start} is not UTF-8 text)") from None
+
+
 def read_pixel_table(path: str | Path) -> PixelSizeTable:
     """Read a pixel-size CSV by its column names (`FILENAME_COLUMNS`, `PIXEL_SIZE_COLUMNS`).
 
@@ -138,7 +148,7 @@ def read_pixel_table(path: str | Path) -> PixelSizeTable:
     """
     path = Path(path)
     rows: dict[str, PixelSizeRow] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(_csv_text(path), newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         found = ", ".join(repr(cell) for cell in header or []) or "none"

@@ -6,6 +6,7 @@ Every reader yields `Frame`s of (H, W) float32 grey in 0..1 and raises `FrameRea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "Frame",
     "FrameReadError",
     "count_frames",
+    "find_broken_links",
     "find_frame_files",
     "is_annotation_file",
     "load_frames",
@@ -39,6 +41,8 @@ _ANNOTATION_SUFFIX = "_annotation"
 
 def _kind(path: Path) -> str:
     """'dicom', 'video' or 'still'; DICOM is recognised by suffix or by its 'DICM' preamble."""
+    if path.is_symlink() and not path.exists():
+        raise FrameReadError(path, f"broken symbolic link (to {os.readlink(path)}, not found)")
     suffix = path.suffix.lower()
     if suffix in DICOM_SUFFIXES:
         return "dicom"
@@ -139,3 +143,16 @@ def find_frame_files(paths: Iterable[str | Path]) -> list[Path]:
             continue
         found.update(p for p in candidates if _is_frame_file(p))
     return sorted(found)
+
+
+def find_broken_links(folder: str | Path) -> list[Path]:
+    """Symbolic links under `folder` with a frame file's suffix whose target is missing: frames
+    a user meant to give, to be reported rather than silently left out."""
+    return sorted(
+        path
+        for path in Path(folder).rglob("*")
+        if path.is_symlink()
+        and not path.exists()
+        and path.suffix.lower() in SUPPORTED_SUFFIXES
+        and not is_annotation_file(path)
+    )

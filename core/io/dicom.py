@@ -277,6 +277,8 @@ def _check_native_pixel_length(path: Path, dataset) -> None:
     from pydicom.pixels.utils import get_expected_length
 
     syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and not syntax.is_transfer_syntax:
+        raise FrameReadError(path, f"unknown transfer syntax {syntax} (cannot decode its pixels)")
     if syntax is not None and syntax.is_compressed:
         return
     try:

@@ -338,3 +338,11 @@ def test_odd_length_pixel_data_with_its_pad_byte_is_fine(tmp_path: Path) -> None
     pixels = gradient(height=5, width=7)  # 35 bytes, stored padded to 36
     path = write_dicom(tmp_path / "odd.dcm", pixels[None])
     np.testing.assert_allclose(read_frame(path, 0).pixels, pixels / 255, atol=1e-6)
+
+
+def test_unknown_transfer_syntax_is_a_read_error_naming_the_file(tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "odd.dcm", gradient()[None])
+    data = path.read_bytes()  # pydicom will not write an unknown syntax: patch it in
+    path.write_bytes(data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.9\x00", 1))
+    with pytest.raises(FrameReadError, match=r"odd\.dcm: unknown transfer syntax"):
+        read_frame(path, 0)

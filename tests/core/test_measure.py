@@ -178,3 +178,14 @@ def test_ga_weeks_gives_centile(phantom, engine) -> None:
     record = measure_frame(frame_of(phantom.image, phantom.spacing), engine, ga_weeks=14.0).record
     assert record.z_score is not None and math.isfinite(record.z_score)
     assert 0 <= record.centile <= 100
+
+
+def test_dangling_link_in_a_folder_gives_an_error_record_naming_it(tmp_path, engine) -> None:
+    from hc_studio.core.measure import measure_paths
+
+    cv2.imwrite(str(tmp_path / "a.png"), (make_phantom(seed=1).image * 255).astype(np.uint8))
+    (tmp_path / "b.png").symlink_to(tmp_path / "moved-away.png")
+    records = list(measure_paths([tmp_path], engine, spacing_override=Spacing.square(0.4)))
+    assert [Path(r.file).name for r in records] == ["a.png", "b.png"]
+    assert records[1].status is Status.ERROR
+    assert "broken symbolic link" in records[1].status_text

@@ -57,6 +57,18 @@ def test_an_all_black_frame_is_not_a_fetal_head(shipped_engine) -> None:
     assert "blank frame" in record.record.status_text
 
 
+def test_an_empty_bright_ring_is_not_a_fetal_head(shipped_engine) -> None:
+    # A ring with nothing inside passed the learned check ("ok", HC 969 px) before the
+    # inside-texture rule: a head plane always shows brain and speckle inside the skull.
+    import cv2
+
+    ring = np.zeros(FRAME_HW, np.float32)
+    cv2.circle(ring, (400, 270), 150, 1.0, 12)
+    record = measure_frame(frame_of(ring, Spacing.uncalibrated()), shipped_engine).record
+    assert_refused_without_numbers(record)
+    assert "nothing inside the skull" in record.status_text
+
+
 def test_noise_is_not_a_fetal_head(shipped_engine) -> None:
     noise = np.random.default_rng(5).normal(0.3, 0.15, FRAME_HW).clip(0, 1)
     record = measure_frame(frame_of(noise, Spacing.square(0.14)), shipped_engine).record

@@ -231,3 +231,10 @@ def test_provenance_is_not_part_of_equality_and_survives_json() -> None:
 def test_table_from_mapping_keeps_names() -> None:
     table = PixelSizeTable.from_mapping({"a.png": 0.1})
     assert table.row_for("A.PNG").mm == 0.1 and table.spacing(table.row_for("a.png")).detail
+
+
+def test_csv_that_is_not_text_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "sizes.csv"
+    path.write_bytes(bytes(range(256)) * 4)  # a binary file given as the pixel CSV
+    with pytest.raises(ValueError, match=r"sizes\.csv: not a text CSV"):
+        read_pixel_table(path)
