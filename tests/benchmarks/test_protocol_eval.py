@@ -139,3 +139,35 @@ def test_thresholds_catch_the_large_errors_within_the_flag_budget() -> None:
     assert choice["target_met_on_validation"]
     tight = choose_review_thresholds.choose(frames, max_flagged=0.05)
     assert tight["validation"]["flagged"] <= 2 and not tight["target_met_on_validation"]
+
+
+def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import select_candidate
+    from hc_studio.core.training.checkpoint import save_checkpoint
+    from hc_studio.core.training.export_onnx import load_onnx_weights
+    from hc_studio.models.unet import UNet
+
+    torch.manual_seed(0)
+    student, teacher = UNet(width=4), UNet(width=4)  # two different initialisations
+    checkpoint = tmp_path / "iter_100.pt"
+    save_checkpoint(
+        checkpoint,
+        {
+            "model": {"config": student.config, "state": student.state_dict()},
+            "teacher": teacher.state_dict(),
+            "settings": {"image_size": [32, 48]},
+            "method": {"name": "ersr"},
+            "best": {"dice": 0.5},
+        },
+    )
+    paths = select_candidate.export_candidates(checkpoint, tmp_path / "out")
+    assert [p.name for p in paths] == ["iter_100-student.onnx", "iter_100-ema.onnx"]
+    for path, network in zip(paths, (student, teacher), strict=True):
+        _, state = load_onnx_weights(path)
+        key = next(k for k in state if k.endswith("head.weight"))
+        assert torch.equal(state[key], network.state_dict()[key])
+    # A second call reuses the exports instead of writing them again.
+    stamps = [p.stat().st_mtime_ns for p in paths]
+    select_candidate.export_candidates(checkpoint, tmp_path / "out")
+    assert [p.stat().st_mtime_ns for p in paths] == stamps
