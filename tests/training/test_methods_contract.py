@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import math
 
@@ -18,9 +19,10 @@ STEP_AFTER_RAMP = TOTAL - 1
 
 
 def _require_module(name: str) -> None:
+    """A registered method must have its module: a missing one is a broken registry, not a skip."""
     module = f"hc_studio.core.training.methods.{REGISTRY[name].module}"
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not in the tree yet")
+        pytest.fail(f"method {name!r} is registered but its module {module} is missing")
 
 
 def _batch(generator: torch.Generator) -> Batch:
@@ -110,3 +112,10 @@ def test_unknown_method_fails_listing_the_known_ones() -> None:
 
 def test_underscore_names_are_accepted() -> None:
     assert load_method("mean_teacher").name == "mean-teacher"
+
+
+def test_a_registered_method_without_its_module_fails(monkeypatch) -> None:
+    entry = dataclasses.replace(REGISTRY["supervised"], module="no_such_module")
+    monkeypatch.setitem(REGISTRY, "ghost", entry)
+    with pytest.raises(pytest.fail.Exception, match="'ghost' is registered but its module"):
+        _require_module("ghost")
