@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "side": args.side,
         "split": args.split.name,
-        "model": str(args.model),
-        "baseline": str(args.baseline) if args.baseline else None,
+        "model": args.model.name,  # names only: the report must not carry this machine's paths
+        "baseline": args.baseline.name if args.baseline else None,
         "bootstrap": {"draws": BOOTSTRAP_DRAWS, "seed": BOOTSTRAP_SEED, "unit": "patient"},
         "candidate": summarise(candidate, baseline, thresholds),
     }

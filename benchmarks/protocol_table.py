@@ -3,9 +3,10 @@ written by `protocol_eval.py`.
 
     python benchmarks/protocol_table.py docs/results/protocol_v1_test.json [more.json ...]
 
-Per file: one row per model (the candidate, and the baseline when it was scored beside it) with
-every figure and its 95 % patient-bootstrap interval, the paired difference row, the HC error by
-pixel-size tercile, and the review flag's catch and share.
+Per file from `protocol_eval.py`: one row per model (the candidate, and the baseline when it
+was scored beside it) with every figure and its 95 % patient-bootstrap interval, the paired
+difference row, the HC error by pixel-size tercile, and the review flag's catch and share.
+A file from `select_candidate.py` gives one row per candidate on validation.
 """
 
 from __future__ import annotations
@@ -89,12 +90,24 @@ def _tercile_titles(report: dict) -> list[str]:
     return titles
 
 
+def candidate_table(report: dict) -> str:
+    """The validation scores of `select_candidate.py`, one row per candidate, the choice marked."""
+    header = ["candidate (validation)", *(title for _, title, _ in COLUMNS[:5])]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in report["candidates"]:
+        name = row["model"] + (" (chosen)" if row["model"] == report["chosen"] else "")
+        cells = [cell(row[key], digits) for key, _, digits in COLUMNS[:5]]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", type=Path, nargs="+", metavar="JSON")
     args = parser.parse_args(argv)
     for path in args.reports:
-        print(tables(json.loads(path.read_text())))
+        report = json.loads(path.read_text())
+        print(candidate_table(report) if "candidates" in report else tables(report))
         print()
     return 0
 

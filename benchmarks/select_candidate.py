@@ -71,7 +71,7 @@ def score_candidate(model: Path, pairs: list, draws: list, cache_dir: Path) -> d
     if _newer(cached, model):
         return json.loads(cached.read_text())
     frames = score_model(model, pairs, progress=False)
-    row = {"model": model.name, "path": str(model)}
+    row = {"model": model.name}
     row.update({name: bootstrap(frames, STATISTICS[name], draws) for name in STATISTICS})
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(cached) as handle:
