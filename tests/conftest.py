@@ -14,7 +14,18 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HC18_DIR = REPO_ROOT.parent / "shared" / "data" / "hc18"
+# Tests that need the real data look in $HC_STUDIO_DATA (the folder that holds hc18/ and
+# psfhs-dev/), else in ../shared/data beside the repository; without either they skip.
+DATA_ENV = "HC_STUDIO_DATA"
+
+
+def data_root() -> Path:
+    """The folder holding hc18/ and psfhs-dev/: $HC_STUDIO_DATA, else ../shared/data."""
+    configured = os.environ.get(DATA_ENV, "").strip()
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+
+
+HC18_DIR = data_root() / "hc18"
 
 # The phantom's grey levels (core.phantom): background ~0.1, brain ~0.35, skull ring ~0.9.
 # Two thresholds, united: (1) the smoothed image above the background/skull midpoint gives the skull
@@ -143,7 +154,9 @@ def phantom():
 
 @pytest.fixture(scope="session")
 def hc18_dir() -> Path:
-    """The shared HC18 folder (../shared/data/hc18 beside the repository); skips when absent."""
+    """The HC18 folder (`data_root() / "hc18"`); skips, saying where it looked, when absent."""
     if not (HC18_DIR / "training_set").is_dir():
-        pytest.skip(f"HC18 data not found at {HC18_DIR}")
+        pytest.skip(
+            f"HC18 data not found at {HC18_DIR} (set {DATA_ENV} to the folder holding hc18/)"
+        )
     return HC18_DIR

@@ -1,0 +1,121 @@
+"""Export a run's checkpoints as candidate models and choose one on VALIDATION frames only.
+
+For every checkpoint given (e.g. the copies of `last.pt` kept at each validation of a run), two
+candidates are exported to ONNX: the trained network (`<stem>-student.onnx`) and the run's EMA
+teacher, an exponential moving average of the trained weights (`<stem>-ema.onnx`; the trainer
+keeps one for the methods that use a teacher, and for ERSR's supervised stage too). The shipped
+model, when given with `--baseline`, is a candidate as well. Each is scored on the protocol's
+validation side (`protocol_eval.score_model`, the `hc-studio measure` path at full resolution);
+the choice is the lowest mean |HC error|, declared before any test score is seen. The test side
+is then scored once, for the chosen model only, with `protocol_eval.py --baseline`.
+Exports and scores are kept in OUT_DIR (`<model>.validation.json`), so running the command again
+while a run goes on only scores the new checkpoints.
+
+    python benchmarks/select_candidate.py HC18_DIR/training_set RUN/snapshots/*.pt \\
+        --split docs/results/protocol_split.json --baseline models/hc_head_ersr_v1.onnx \\
+        --out-dir RUN/candidates --json docs/results/candidates_validation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from hc_studio.core.atomic import atomic_write
+from protocol_eval import (
+    BOOTSTRAP_DRAWS,
+    BOOTSTRAP_SEED,
+    STATISTICS,
+    bootstrap,
+    load_pairs,
+    patient_draws,
+    score_model,
+    split_frames,
+)
+
+CRITERION = "hc_abs_mean_mm"
+
+
+def export_candidates(checkpoint: Path, out_dir: Path) -> list[Path]:
+    """The student and (when the checkpoint has one) the EMA teacher of `checkpoint`, as ONNX."""
+    from hc_studio.core.training.checkpoint import load_checkpoint, save_checkpoint
+    from hc_studio.core.training.export_onnx import export_checkpoint
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = checkpoint.stem
+    student, teacher = out_dir / f"{stem}-student.onnx", out_dir / f"{stem}-ema.onnx"
+    if _newer(student, checkpoint) and _newer(teacher, checkpoint):
+        return [student, teacher]
+    paths = [export_checkpoint(checkpoint, student, f"{stem}-student")]
+    state = load_checkpoint(checkpoint)
+    if state.get("teacher") is not None:
+        state["model"]["state"] = state["teacher"]
+        state["best"] = None  # the run's validation scores are the student's
+        with tempfile.TemporaryDirectory() as folder:
+            teacher_checkpoint = Path(folder) / f"{stem}-ema.pt"
+            save_checkpoint(teacher_checkpoint, state)
+            paths.append(export_checkpoint(teacher_checkpoint, teacher, f"{stem}-ema"))
+    return paths
+
+
+def _newer(path: Path, than: Path) -> bool:
+    return path.is_file() and path.stat().st_mtime >= than.stat().st_mtime
+
+
+def score_candidate(model: Path, pairs: list, draws: list, cache_dir: Path) -> dict:
+    """The candidate's validation statistics, from `cache_dir` when scored after its export."""
+    cached = cache_dir / f"{model.name}.validation.json"
+    if _newer(cached, model):
+        return json.loads(cached.read_text())
+    frames = score_model(model, pairs, progress=False)
+    row = {"model": model.name}
+    row.update({name: bootstrap(frames, STATISTICS[name], draws) for name in STATISTICS})
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(cached) as handle:
+        handle.write(json.dumps(row, indent=1) + "\n")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="HC18 training_set")
+    parser.add_argument("checkpoints", type=Path, nargs="+", metavar="CKPT")
+    parser.add_argument("--split", type=Path, required=True, help="protocol_split.json")
+    parser.add_argument("--baseline", type=Path, help="the shipped model, scored as a candidate")
+    parser.add_argument("--out-dir", type=Path, required=True, help="where the ONNX files go")
+    parser.add_argument("--json", type=Path, required=True, help="write the scores here")
+    args = parser.parse_args(argv)
+    pairs = load_pairs(args.data_dir, split_frames(args.split, "validation"))
+    candidates = [args.baseline] if args.baseline else []
+    for checkpoint in args.checkpoints:
+        candidates += export_candidates(checkpoint, args.out_dir)
+    draws = patient_draws([p.patient for p in pairs], BOOTSTRAP_DRAWS, BOOTSTRAP_SEED)
+    rows = []
+    for model in candidates:
+        row = score_candidate(model, pairs, draws, args.out_dir)
+        rows.append(row)
+        print(
+            f"{model.name}: mean |HC error| {row[CRITERION]['value']:.3f} mm, "
+            f"Dice {row['dice']['value']:.4f}",
+            flush=True,
+        )
+    chosen = min(rows, key=lambda row: row[CRITERION]["value"])
+    report = {
+        "side": "validation",
+        "criterion": CRITERION,
+        "chosen": chosen["model"],
+        "candidates": rows,
+    }
+    with atomic_write(args.json) as handle:
+        handle.write(json.dumps(report, indent=1) + "\n")
+    print(f"chosen on validation: {chosen['model']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
