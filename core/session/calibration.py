@@ -49,7 +49,7 @@ def two_point_spacing(
     for x, y in (p1_xy, p2_xy):
         if not (math.isfinite(x) and math.isfinite(y)):
             raise ValueError("a calibration point is not a number")
-        if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
+        if not (-0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5):
             raise ValueError(
                 f"the point ({x:.0f}, {y:.0f}) lies outside the {width}x{height} image"
             )
@@ -57,7 +57,9 @@ def two_point_spacing(
 
 
 def _folder(path: str | Path) -> Path:
-    return Path(path).expanduser().absolute().parent
+    """The folder a file is in (a folder stands for itself)."""
+    path = Path(path).expanduser().absolute()
+    return path if path.is_dir() else path.parent
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,15 @@ def status_word(entry: FrameEntry) -> str:
     if state is FrameState.REVIEW:
         return "review"
     return "edited" if record.origin == "edited" else "ok"
+
+
+def review_text(record: MeasurementRecord) -> str:
+    """Why a frame in review should be looked at ("" when it is not in review)."""
+    if frame_state(record) is not FrameState.REVIEW:
+        return ""
+    return str(record.status).removeprefix(_REVIEW_PREFIX).removeprefix(":").strip()
+
+
+def failure_text(record: MeasurementRecord) -> str:
+    """Why a frame gave no values ("" when it has some)."""
+    return "" if record.ellipse_px is not None else str(record.status)

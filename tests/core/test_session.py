@@ -11,6 +11,7 @@ import pytest
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.measure import record_from_ellipse
 from hc_studio.core.session import (
+    CalibrationState,
     Decision,
     FrameState,
     ListedFile,
@@ -202,3 +203,24 @@ def test_the_state_folder_follows_xdg():
     assert default_state_dir({"XDG_STATE_HOME": "rel"}, home, "linux") == (
         home / ".local/state/hc-studio"
     )
+
+
+def test_spacing_precedence_file_then_all_then_csv(tmp_path):
+    csv_path = tmp_path / "sizes.csv"
+    csv_path.write_text("filename,pixel size(mm)\na.png,0.1\nb.png,0.2\n")
+    a, b = str(tmp_path / "x" / "a.png"), str(tmp_path / "x" / "b.png")
+    choices = CalibrationState()
+    assert choices.override(a) is None
+    assert choices.load_csv(csv_path) == 2
+    assert choices.override(a) == Spacing.square(0.1, "csv")
+    choices.set_for_all_files(0.3)
+    assert choices.override(a) == Spacing.square(0.3, "user")
+    calibration = Spacing(0.05, 0.05, "calibration")
+    choices.set_for_file(a, calibration)
+    assert choices.override(a) == calibration
+    assert choices.override(b) == Spacing.square(0.3, "user")
+    choices.set_for_file(a, None)
+    choices.set_for_all_files(None)
+    assert choices.override(a) == Spacing.square(0.1, "csv")
+    with pytest.raises(ValueError, match="positive"):
+        choices.set_for_all_files(-1.0)
