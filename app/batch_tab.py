@@ -35,7 +35,7 @@ from ..core.export import write_hc18_submission, write_records_csv
 from ..core.measure import expand_paths, measure_paths
 from ..core.records import MeasurementRecord
 from ..core.session import CalibrationState, FrameState, MeasureSession, frame_state
-from ..core.session.frames import batch_summary, is_flagged
+from ..core.session.frames import batch_summary, is_flagged, status_text
 from .formatting import format_weeks
 from .settings import AppSettings
 from .workers import EngineHolder, describe_error
@@ -53,7 +53,7 @@ def _number(value: float | None, digits: int = 1) -> str:
 COLUMNS = [
     ("File", lambda r: Path(r.file).name, lambda r: Path(r.file).name.lower()),
     ("Frame", lambda r: str(r.frame_index + 1), lambda r: r.frame_index),
-    ("Status", lambda r: r.status, lambda r: f"{frame_state(r).value} {r.status}"),
+    ("Status", status_text, lambda r: f"{frame_state(r).value} {status_text(r)}"),
     ("HC", lambda r: _number(r.hc), lambda r: r.hc if r.hc is not None else -1.0),
     ("BPD", lambda r: _number(r.bpd), lambda r: r.bpd if r.bpd is not None else -1.0),
     ("OFD", lambda r: _number(r.ofd), lambda r: r.ofd if r.ofd is not None else -1.0),
@@ -110,7 +110,7 @@ class RecordTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and is_flagged(record):
             return QBrush(QColor(20, 20, 20))  # readable on the light background in dark themes
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{record.file}\n{record.status}"
+            return f"{record.file}\n{status_text(record)}"
         return None
 
     def append(self, record: MeasurementRecord) -> None:

@@ -30,7 +30,7 @@ from ..core.ellipse import Ellipse
 from ..core.io import Frame
 from ..core.records import MeasurementRecord
 from ..core.session import Decision, FrameEntry, MeasureSession, status_word
-from ..core.session.frames import FrameState, frame_state
+from ..core.session.frames import FrameState, frame_state, status_text
 from ..core.spacing import Spacing
 from .formatting import format_length
 from .frame_list import FrameList
@@ -420,7 +420,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         self.session.measured(key, result.record, result.prob)
         record = self.session.record(key)
         if frame_state(record) in (FrameState.NO_HEAD, FrameState.ERROR):
-            self.statusMessage.emit(f"{Path(key[0]).name}: {record.status}")
+            self.statusMessage.emit(f"{Path(key[0]).name}: {status_text(record)}")
         self.frameMeasured.emit(key)
 
     def _on_read_failed(self, key: FrameKey, message: str) -> None:
@@ -455,7 +455,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         state = self.session.entry(key)
         record = state.record
         hc_text = format_length(record.hc, record.unit) if record and record.hc else ""
-        detail = state.error or (record.status if record else None)
+        detail = state.error or (status_text(record) if record else None)
         self.frame_list.set_status(key, status_word(state), hc_text, detail)
 
     def _display_state(self, key: FrameKey) -> None:
@@ -560,7 +560,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
                 return
             outcome = self.session.decide(key, accepted, confirmed=True)
         if outcome is Decision.NOTHING_TO_ACCEPT:
-            self.errorMessage.emit(f"Nothing to accept: {self.current_record().status}")
+            self.errorMessage.emit(f"Nothing to accept: {status_text(self.current_record())}")
         elif outcome is Decision.DONE:
             self.step(1)
 

@@ -56,7 +56,11 @@ class SessionKeeper(QObject):
         """The person answered: put the saved frames back, or start without them."""
         data, self.pending = self.pending, None
         if restore and data is not None:
+            # The calibration was restored at start and may have changed since (--pixel-size):
+            # the newer one stays, and frames whose numbers it changes lose their decision.
+            calibration = self.session.calibration.to_json()
             self.session.restore(data)
+            self.session.calibration.restore(calibration)
         self.save_now()
 
     def save_now(self, with_frames: bool = True) -> bool:

@@ -103,6 +103,11 @@ def status_word(entry: FrameEntry) -> str:
     return "edited" if record.origin == "edited" else "ok"
 
 
+def status_text(record: MeasurementRecord) -> str:
+    """The record's status as shown to a person, with its reasons."""
+    return str(record.status)
+
+
 def review_text(record: MeasurementRecord) -> str:
     """Why a frame in review should be looked at ("" when it is not in review)."""
     if frame_state(record) is not FrameState.REVIEW:
@@ -112,4 +117,4 @@ def review_text(record: MeasurementRecord) -> str:
 
 def failure_text(record: MeasurementRecord) -> str:
     """Why a frame gave no values ("" when it has some)."""
-    return "" if record.ellipse_px is not None else str(record.status)
+    return "" if record.ellipse_px is not None else status_text(record)
