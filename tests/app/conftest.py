@@ -30,6 +30,18 @@ def _isolated_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _no_unexpected_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A modal question nobody answers would hang the test run: fail instead. Tests that expect
+    one replace `QMessageBox.question` themselves."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def unexpected(_parent, title, text, *_args, **_kwargs):
+        raise AssertionError(f"unexpected question {title!r}: {text}")
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(unexpected))
+
+
 @pytest.fixture
 def app_settings(tmp_path: Path):
     """AppSettings in an INI file of this test, with a runs folder of its own."""

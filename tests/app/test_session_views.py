@@ -249,3 +249,32 @@ def test_a_text_field_keeps_its_keys(qtbot):
     assert not is_text_field(QLabel()) and not is_text_field(combo) and not is_text_field(None)
     combo.setEditable(True)
     assert is_text_field(combo.lineEdit())
+
+
+def test_a_calibration_given_at_start_wins_over_the_restored_one(
+    qtbot, app_settings, tiny_onnx_model, phantom_png, tmp_path, monkeypatch
+):
+    from hc_studio.app import main_window as module
+    from hc_studio.app.main_window import MainWindow
+    from hc_studio.core.spacing import Spacing
+
+    state = tmp_path / "state"
+    first = MainWindow(settings=app_settings, model_override=tiny_onnx_model, state_dir=state)
+    qtbot.addWidget(first, before_close_func=lambda w: w.session.mark_exported())
+    path, _ = phantom_png
+    with qtbot.waitSignal(first.measure_tab.frameMeasured, timeout=20000):
+        first.open_paths([path])
+    first.session.set_pixel_size(0.1)
+    first.measure_tab.accept_current()
+    first.session.mark_exported()  # quitting would ask about it
+    first.close()
+
+    second = MainWindow(
+        settings=app_settings, model_override=tiny_onnx_model, state_dir=state, pixel_size_mm=0.2
+    )
+    qtbot.addWidget(second, before_close_func=lambda w: w.session.mark_exported())
+    answer_with(monkeypatch, module, "Yes")
+    assert second.offer_saved_session()
+    record = second.session.record((str(path), 0))
+    assert record.spacing == Spacing.square(0.2, "user")
+    assert record.accepted is None  # accepted at 0.1 mm/px: its numbers changed since
