@@ -42,7 +42,8 @@ KEYS_HELP = (
     "Keys: PgDown / Right = next frame, PgUp / Left = previous frame, Enter or A = accept and "
     "next, R = reject and next, M = mask on/off, E = ellipse on/off, F = fit to window, W = reset "
     "window/level, C = calibrate with two points, Ctrl+Z / Ctrl+Shift+Z = undo / redo, "
-    "Ctrl+R = reset to the automatic ellipse."
+    "Ctrl+R = reset to the automatic ellipse. Keys without Ctrl act only when no text field "
+    "(such as GA by dates) has the focus."
 )
 
 

@@ -26,6 +26,7 @@ from .frames import FrameEntry, FrameKey, FrameState, frame_state
 from .records_json import record_from_json, record_to_json
 
 SESSION_FORMAT = "hc-studio-session"
+_WINDOW_SOURCES = ("user", "csv", "calibration")  # spacings the window gives, not the file
 SESSION_VERSION = 1
 
 
@@ -114,7 +115,9 @@ class MeasureSession:
     # Results from the measuring worker -----------------------------------------------------------
     def frame_read(self, key: FrameKey, own_spacing: Spacing | None) -> None:
         """A frame was read; `own_spacing` is its file's spacing when nothing overrode it."""
-        if own_spacing is not None and self.calibration.override(key[0]) is None:
+        if own_spacing is None or own_spacing.source in _WINDOW_SOURCES:
+            return  # read with a choice of the window (perhaps since withdrawn): not the file's
+        if self.calibration.override(key[0]) is None:
             self._file_spacing[key[0]] = own_spacing
 
     def start_measuring(self, key: FrameKey, measure: bool) -> None:

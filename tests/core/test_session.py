@@ -224,3 +224,14 @@ def test_spacing_precedence_file_then_all_then_csv(tmp_path):
     assert choices.override(a) == Spacing.square(0.1, "csv")
     with pytest.raises(ValueError, match="positive"):
         choices.set_for_all_files(-1.0)
+
+
+def test_a_spacing_the_window_gave_is_not_taken_for_the_files_own():
+    session = measured_session("/a/one.dcm")
+    key = ("/a/one.dcm", 0)
+    session.frame_read(key, Spacing.square(0.3, "user"))  # read while a size was typed
+    assert session.spacing_for(key) == Spacing.uncalibrated()
+    session.frame_read(key, Spacing(0.2, 0.25, "dicom-pixel-spacing"))
+    assert session.spacing_for(key) == Spacing(0.2, 0.25, "dicom-pixel-spacing")
+    session.set_pixel_size(0.1, "/a/one.dcm")
+    assert session.spacing_for(key) == Spacing.square(0.1, "user")
