@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
     def open_in_measure(self, path: str, index: int) -> None:
         """Show a frame from the batch table in the Measure tab (opening its file if needed)."""
         self.tabs.setCurrentWidget(self.measure_tab)
-        key = (str(path), int(index))
+        key = (str(Path(path).expanduser().absolute()), int(index))
         if key in self.measure_tab.frame_list:
             self.measure_tab.select_frame(key)
             return

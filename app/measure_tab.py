@@ -271,7 +271,8 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
 
     def open_paths(self, paths: list[str | Path]) -> None:
         """Add files and folders (expanded in the background) and show the first new frame."""
-        paths = [str(p) for p in paths]
+        # Absolute: the saved session must find them again from any working folder.
+        paths = [str(Path(p).expanduser().absolute()) for p in paths]
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
             self.errorMessage.emit("Not found: " + ", ".join(Path(p).name for p in missing))
@@ -287,7 +288,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
 
     def open_then_select(self, path: str | Path, key: FrameKey) -> None:
         """Open `path` and show frame `key` of it once listed (e.g. from the Batch tab)."""
-        self._select_after_listing = (str(key[0]), int(key[1]))
+        self._select_after_listing = (str(Path(key[0]).expanduser().absolute()), int(key[1]))
         self.open_paths([path])
 
     def _on_files_listed(self, files: list[ListedFile]) -> None:
