@@ -33,8 +33,9 @@ from PySide6.QtWidgets import (
 
 from ..core.export import write_hc18_submission, write_records_csv
 from ..core.measure import expand_paths, measure_paths
-from ..core.records import MeasurementRecord, Status
-from ..core.spacing import Spacing, read_pixel_csv
+from ..core.records import MeasurementRecord
+from ..core.session import CalibrationState, FrameState, MeasureSession, frame_state
+from ..core.session.frames import batch_summary, is_flagged, status_text
 from .formatting import format_weeks
 from .settings import AppSettings
 from .workers import EngineHolder, describe_error
@@ -48,20 +49,11 @@ def _number(value: float | None, digits: int = 1) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _severity(record: MeasurementRecord) -> int:
-    """Sorting by status puts errors first, then frames without a head, review, ok."""
-    if record.status is Status.ERROR:
-        return 0
-    if record.ellipse_px is None:
-        return 1
-    return 2 if record.status is Status.REVIEW else 3
-
-
 # (header, text of a record, sort key of a record)
 COLUMNS = [
     ("File", lambda r: Path(r.file).name, lambda r: Path(r.file).name.lower()),
     ("Frame", lambda r: str(r.frame_index + 1), lambda r: r.frame_index),
-    ("Status", lambda r: r.status_text, lambda r: f"{_severity(r)} {r.status_text}"),
+    ("Status", status_text, lambda r: f"{frame_state(r).value} {status_text(r)}"),
     ("HC", lambda r: _number(r.hc), lambda r: r.hc if r.hc is not None else -1.0),
     ("BPD", lambda r: _number(r.bpd), lambda r: r.bpd if r.bpd is not None else -1.0),
     ("OFD", lambda r: _number(r.ofd), lambda r: r.ofd if r.ofd is not None else -1.0),
@@ -84,11 +76,6 @@ COLUMNS = [
     ),
     ("Spacing", lambda r: r.spacing.source, lambda r: r.spacing.source),
 ]
-
-
-def is_flagged(record: MeasurementRecord) -> bool:
-    """Rows a person should look at: review, no head, error."""
-    return not record.ok or record.status is Status.REVIEW
 
 
 class RecordTableModel(QAbstractTableModel):
@@ -118,12 +105,12 @@ class RecordTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return COLUMNS[index.column()][2](record)
         if role == Qt.ItemDataRole.BackgroundRole and is_flagged(record):
-            failed = record.ellipse_px is None
+            failed = frame_state(record) in (FrameState.NO_HEAD, FrameState.ERROR)
             return QBrush(FAILURE_BACKGROUND if failed else REVIEW_BACKGROUND)
         if role == Qt.ItemDataRole.ForegroundRole and is_flagged(record):
             return QBrush(QColor(20, 20, 20))  # readable on the light background in dark themes
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{record.file}\n{record.status_text}"
+            return f"{record.file}\n{status_text(record)}"
         return None
 
     def append(self, record: MeasurementRecord) -> None:
@@ -139,7 +126,10 @@ class RecordTableModel(QAbstractTableModel):
 
 
 class BatchWorker(QThread):
-    """Runs `core.measure.measure_paths` over the inputs; one signal per record."""
+    """Runs `core.measure.measure_paths` file by file over the inputs; one signal per record.
+
+    Each file gets the spacing the shared calibration gives it (a copy taken at the start, so a
+    change during the run does not mix two calibrations in one table)."""
 
     recordReady = Signal(object)  # MeasurementRecord
     progressed = Signal(int, int)  # (file position, number of files)
@@ -149,14 +139,13 @@ class BatchWorker(QThread):
         self,
         paths: list[str],
         engines: EngineHolder,
-        spacing_override: Spacing | None,
-        csv_sizes: dict[str, float] | None,
+        calibration: CalibrationState,
     ) -> None:
         super().__init__()
         self._paths = paths
         self._engines = engines
-        self._spacing = spacing_override
-        self._csv_sizes = csv_sizes
+        self._calibration = CalibrationState()
+        self._calibration.restore(calibration.to_json())
         self._cancelled = False
 
     def cancel(self) -> None:
@@ -174,16 +163,18 @@ class BatchWorker(QThread):
                 return
             files = expand_paths(self._paths)
             self.progressed.emit(0, len(files))
-            records = measure_paths(
-                files,
-                engine,
-                spacing_override=self._spacing,
-                pixel_csv_sizes=self._csv_sizes,
-                on_progress=lambda position, total, _record: self.progressed.emit(position, total),
-                cancel=lambda: self._cancelled,
-            )
-            for record in records:
-                self.recordReady.emit(record)
+            for position, path in enumerate(files, start=1):
+                if self._cancelled:
+                    break
+                records = measure_paths(
+                    [path],
+                    engine,
+                    spacing_override=self._calibration.override(path),
+                    cancel=lambda: self._cancelled,
+                )
+                for record in records:
+                    self.recordReady.emit(record)
+                self.progressed.emit(position, len(files))
         except Exception as error:  # reported in the window; the thread must end cleanly
             self.failedToStart.emit(f"Batch stopped: {describe_error(error)}")
 
@@ -196,12 +187,18 @@ class BatchTab(QWidget):
     statusMessage = Signal(str)
     errorMessage = Signal(str)
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        session: MeasureSession | None = None,
+        engines: EngineHolder | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.engines = EngineHolder()
+        self.session = session if session is not None else MeasureSession()
+        self.engines = engines if engines is not None else EngineHolder()
         self.worker: BatchWorker | None = None
-        self._csv_sizes: dict[str, float] | None = None
         self.model = RecordTableModel(self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -221,10 +218,14 @@ class BatchTab(QWidget):
         self.pixel_size.setSpecialValueText("from each file")
         self.pixel_size.setSuffix(" mm/px")
         self.pixel_size.setToolTip(
-            "One pixel size for every file; 'from each file' uses the CSV below, else DICOM, "
-            "else the frame stays uncalibrated (values in pixels)."
+            "One pixel size for every file (shared with the Measure tab); 'from each file' uses "
+            "the CSV below, else DICOM, else the frame stays uncalibrated (values in pixels)."
         )
         self.csv_button = QPushButton("Pixel-size CSV…")
+        self.csv_button.setToolTip(
+            "An HC18-style CSV (filename, pixel size(mm)), shared with the Measure tab; it applies "
+            "to the files of its own folder and of the inputs listed when it is loaded."
+        )
         self.csv_label = QLabel("none")
         self.start_button = QPushButton("Measure all")
         self.cancel_button = QPushButton("Cancel")
@@ -298,22 +299,38 @@ class BatchTab(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(lambda: self.export_csv())
         self.export_hc18_button.clicked.connect(lambda: self.export_hc18())
+        self.pixel_size.valueChanged.connect(self._on_pixel_size_edited)
+        self.session.calibration.listeners.append(self._show_calibration)
+        self._show_calibration(None)
 
     # Options -----------------------------------------------------------------------------------
-    def set_model(self, model_path: str | Path | None, device: str = "auto") -> None:
-        self.engines.configure(model_path, device)
-
     def set_pixel_size(self, mm: float | None) -> None:
-        self.pixel_size.setValue(mm or 0.0)
+        """One pixel size for every file (the shared calibration), None to forget it."""
+        self.session.set_pixel_size(mm)
+
+    def _on_pixel_size_edited(self, mm: float) -> None:
+        self.session.set_pixel_size(mm if mm > 0 else None)
 
     def set_pixel_csv(self, path: str | Path) -> bool:
         try:
-            self._csv_sizes = read_pixel_csv(path)
+            self.session.load_pixel_csv(path, for_files=self.input_paths())
         except (OSError, ValueError) as error:
             self.errorMessage.emit(str(error))
             return False
-        self.csv_label.setText(f"{Path(path).name} ({len(self._csv_sizes)} sizes)")
         return True
+
+    def _show_calibration(self, _paths) -> None:
+        """The shared calibration as it is now (it may have been changed in another tab)."""
+        calibration = self.session.calibration
+        self.pixel_size.blockSignals(True)
+        self.pixel_size.setValue(calibration.all_files_mm or 0.0)
+        self.pixel_size.blockSignals(False)
+        csv = calibration.pixel_csv
+        self.csv_label.setText(
+            "none" if csv is None else f"{Path(csv.path).name} ({len(csv.sizes)} sizes)"
+        )
+        if csv is not None:
+            self.csv_label.setToolTip("For the files in:\n" + "\n".join(csv.folders))
 
     def add_inputs(self, paths: list[str | Path]) -> None:
         present = {self.inputs.item(i).text() for i in range(self.inputs.count())}
@@ -359,9 +376,7 @@ class BatchTab(QWidget):
         if self.is_running():
             return
         self.model.clear()
-        mm = self.pixel_size.value()
-        spacing = Spacing.square(mm, "user") if mm > 0 else None
-        self.worker = BatchWorker(paths, self.engines, spacing, self._csv_sizes)
+        self.worker = BatchWorker(paths, self.engines, self.session.calibration)
         self.worker.recordReady.connect(self.model.append)
         self.worker.progressed.connect(self._on_progress)
         self.worker.failedToStart.connect(self.errorMessage.emit)
@@ -397,15 +412,7 @@ class BatchTab(QWidget):
         self.finished.emit(len(self.model.records))
 
     def summary(self) -> str:
-        records = self.model.records
-        review = sum(r.status is Status.REVIEW for r in records)
-        errors = sum(r.status is Status.ERROR for r in records)
-        no_head = sum(r.ellipse_px is None for r in records) - errors
-        ok = len(records) - review - errors - no_head
-        return (
-            f"{len(records)} frame(s): {ok} ok, {review} to review, {no_head} without a head, "
-            f"{errors} error(s)"
-        )
+        return batch_summary(self.model.records)
 
     def _on_double_click(self, index: QModelIndex) -> None:
         record = self.model.records[self.proxy.mapToSource(index).row()]

@@ -15,29 +15,43 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", help="frames, DICOM files, videos or folders to open")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        help="Frames, DICOM files, videos or folders to open in the Measure tab (default: none; "
+        "the window opens empty and offers back the last session).",
+    )
     parser.add_argument(
         "--pixel-size",
         type=float,
         metavar="MM",
-        help="pixel size in mm for every opened file (overrides DICOM and CSV values)",
+        help="Pixel size in mm for every file, over DICOM and CSV values; it is remembered with "
+        "the session (default: each file's own DICOM spacing, else the remembered calibration, "
+        "else uncalibrated: values in pixels).",
     )
-    parser.add_argument("--model", metavar="ONNX", help="measure with this ONNX model")
+    parser.add_argument(
+        "--model",
+        metavar="ONNX",
+        help="Measure with this ONNX model for this run only (default: the model chosen in the "
+        "Model menu, else the shipped model).",
+    )
     parser.add_argument(
         "--screenshot",
         metavar="OUT.png",
-        help="open the first frame, wait for its measurement, save a screenshot of the whole "
-        "window and exit",
+        help="Open the first file, wait for its measurement, save a PNG of the whole window and "
+        "exit; the saved session is neither offered nor changed (default: none, the window stays "
+        "open).",
     )
     parser.add_argument(
         "--tab",
         choices=("measure", "batch", "train"),
         default=None,
-        help="the tab to show first",
+        help="The tab to show first (default: the tab shown when the window was last closed).",
     )
     parser.add_argument(
         "--timeout", type=float, default=SCREENSHOT_TIMEOUT_S, metavar="S",
-        help=f"with --screenshot: give up after S seconds (default {SCREENSHOT_TIMEOUT_S:g})",
+        help="With --screenshot: give up after S seconds without a measurement "
+        f"(default: {SCREENSHOT_TIMEOUT_S:g}).",
     )  # fmt: skip
 
 
@@ -72,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         tabs = {"measure": window.measure_tab, "batch": window.batch_tab, "train": window.train_tab}
         window.tabs.setCurrentWidget(tabs[args.tab])
     window.show()
+    if not args.screenshot:  # a screenshot run leaves the saved session alone
+        window.offer_saved_session()
     if args.files:
         window.open_paths(args.files)
     if args.screenshot:

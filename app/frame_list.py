@@ -25,6 +25,7 @@ STATUS_COLOURS = {
     "accepted": QColor(30, 150, 60),
     "rejected": QColor(200, 60, 60),
     "no head": QColor(200, 60, 60),
+    "not a head": QColor(200, 60, 60),
     "error": QColor(200, 40, 40),
     "no model": QColor(200, 120, 40),
 }

@@ -92,6 +92,7 @@ class FrameView(QWidget):
     cursorMoved = Signal(object)  # (x, y, value) in frame pixels, or None when off the frame
     levelsChanged = Signal(float, float)  # (low, high) display levels
     pointsPicked = Signal(list)  # list of (x, y) once the requested number was clicked
+    pickedOutside = Signal()  # a point was clicked off the frame while picking: not taken
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -228,7 +229,17 @@ class FrameView(QWidget):
     def is_picking(self) -> bool:
         return self.view_box.picking
 
+    def on_frame(self, x: float, y: float) -> bool:
+        """Whether (x, y) lies on a pixel of the frame (pixel centres at integers)."""
+        if self._pixels is None:
+            return False
+        height, width = self._pixels.shape[:2]
+        return -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5
+
     def _on_point_clicked(self, x: float, y: float) -> None:
+        if not self.on_frame(x, y):  # a calibration measures the image, not the background
+            self.pickedOutside.emit()
+            return
         self._picked.append((x, y))
         xs, ys = zip(*self._picked, strict=True)
         self.pick_line.setData(list(xs), list(ys))

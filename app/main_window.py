@@ -23,41 +23,57 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.inference import default_model_path
+from ..core.session import MeasureSession
+from ..core.session.autosave import default_state_dir
 from .about import show_about
 from .batch_tab import BatchTab
 from .image_view import MOUSE_HELP
+from .keys import install_text_field_keys
 from .measure_tab import MeasureTab
+from .session_keeper import SessionKeeper
 from .settings import AppSettings
 from .train_tab import TrainTab
+from .workers import EngineHolder
 
 DEFAULT_SIZE = (1280, 800)
-MIN_SIZE = (1200, 760)
+MIN_SIZE = (800, 560)  # the window must fit a 1024x700 screen with its task bar
 ERROR_SHOWN_MS = 15000
 KEYS_HELP = (
     "Keys: PgDown / Right = next frame, PgUp / Left = previous frame, Enter or A = accept and "
     "next, R = reject and next, M = mask on/off, E = ellipse on/off, F = fit to window, W = reset "
     "window/level, C = calibrate with two points, Ctrl+Z / Ctrl+Shift+Z = undo / redo, "
-    "Ctrl+R = reset to the automatic ellipse."
+    "Ctrl+R = reset to the automatic ellipse. Keys without Ctrl act only when no text field "
+    "(such as GA by dates) has the focus."
 )
 
 
 class MainWindow(QMainWindow):
-    """HC Studio's window. `model_override` (from --model) wins over the remembered model."""
+    """HC Studio's window. `model_override` (from --model) wins over the remembered model.
+
+    One `MeasureSession` and one model engine serve every tab; the session is saved in
+    `state_dir` (default: the per-user state folder) as it changes.
+    """
 
     def __init__(
         self,
         settings: AppSettings | None = None,
         model_override: str | Path | None = None,
         pixel_size_mm: float | None = None,
+        state_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings or AppSettings()
         self.setWindowTitle("HC Studio")
         self.setAcceptDrops(True)
         self.setMinimumSize(*MIN_SIZE)
-        self.measure_tab = MeasureTab(self.settings)
-        self.batch_tab = BatchTab(self.settings)
+        self.session = MeasureSession()
+        self.engines = EngineHolder()
+        self.keeper = SessionKeeper(self.session, state_dir or default_state_dir(), self)
+        self.measure_tab = MeasureTab(self.settings, self.session, self.engines)
+        self.batch_tab = BatchTab(self.settings, self.session, self.engines)
         self.train_tab = TrainTab(self.settings)
+        self._text_field_keys = install_text_field_keys(self)
+        self._discarded = False
         self.tabs = QTabWidget()
         self.tabs.addTab(self.measure_tab, "Measure")
         self.tabs.addTab(self.batch_tab, "Batch")
@@ -71,9 +87,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_label)
         self._build_menus()
         self._connect()
+        self.keeper.load()  # the remembered calibration; saved frames wait for offer_saved_session
         if pixel_size_mm is not None:
-            self.measure_tab.set_pixel_size(pixel_size_mm, all_files=True)
-            self.batch_tab.set_pixel_size(pixel_size_mm)
+            self.session.set_pixel_size(pixel_size_mm)
         self._model_override = Path(model_override) if model_override else None
         self.apply_model(self._model_override or self.settings.model_path(), remember=False)
         self._restore_geometry()
@@ -161,18 +177,20 @@ class MainWindow(QMainWindow):
         self.train_tab.statusMessage.connect(self.show_status)
         self.train_tab.errorMessage.connect(self.show_error)
         self.train_tab.modelChosen.connect(lambda path: self.apply_model(path, remember=True))
+        self.keeper.problem.connect(self.show_error)
         self.tabs.currentChanged.connect(self._on_tab_changed)
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.window_geometry()
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(*DEFAULT_SIZE)
+            screen = self.screen().availableGeometry()
+            self.resize(min(DEFAULT_SIZE[0], screen.width()), min(DEFAULT_SIZE[1], screen.height()))
         self.tabs.setCurrentIndex(min(self.settings.current_tab(), self.tabs.count() - 1))
         self._on_tab_changed(self.tabs.currentIndex())
 
     # Model -------------------------------------------------------------------------------------
     def current_model_path(self) -> Path | None:
-        return self.measure_tab.service.engines.model_path
+        return self.engines.model_path
 
     def apply_model(self, path: str | Path | None, remember: bool) -> None:
         """Measure (and batch) with `path`, or the shipped model for None."""
@@ -185,9 +203,8 @@ class MainWindow(QMainWindow):
             except ValueError as error:
                 self.show_error(str(error))
                 path = None
-        device = self.settings.device()
-        self.measure_tab.set_model(path, device)
-        self.batch_tab.set_model(path, device)
+        self.engines.configure(path, self.settings.device())  # one engine for every tab
+        self.measure_tab.model_changed()
         self.train_tab.set_current_model(path)
         self._update_model_label()
 
@@ -197,7 +214,7 @@ class MainWindow(QMainWindow):
             self.model_label.setText("No model: Model > Choose model file…, or train one")
             self.model_label.setStyleSheet("color: #c62828; font-weight: bold;")
             return
-        provider = self.measure_tab.service.engines.provider
+        provider = self.engines.provider
         device = {"CUDAExecutionProvider": "CUDA", "CPUExecutionProvider": "CPU"}.get(
             provider or "", provider
         )
@@ -239,7 +256,7 @@ class MainWindow(QMainWindow):
     def open_in_measure(self, path: str, index: int) -> None:
         """Show a frame from the batch table in the Measure tab (opening its file if needed)."""
         self.tabs.setCurrentWidget(self.measure_tab)
-        key = (str(path), int(index))
+        key = (str(Path(path).expanduser().absolute()), int(index))
         if key in self.measure_tab.frame_list:
             self.measure_tab.select_frame(key)
             return
@@ -276,8 +293,53 @@ class MainWindow(QMainWindow):
         if on_measure:
             self.measure_tab.refresh_actions()
 
+    # The saved session -------------------------------------------------------------------------
+    def offer_saved_session(self) -> bool:
+        """Offer back the frames of the last session (if any were saved); True if restored."""
+        if self.keeper.pending is None:
+            return False
+        files, measured, decided = self.keeper.pending_summary()
+        answer = QMessageBox.question(
+            self,
+            "Restore the last session?",
+            f"The last session had {files} file(s), {measured} frame(s) measured and {decided} "
+            "accepted or rejected. Open it again with its edits and decisions?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes,
+        )
+        restore = answer == QMessageBox.StandardButton.Yes
+        self.keeper.resolve(restore)
+        if restore:
+            self.tabs.setCurrentWidget(self.measure_tab)
+            self.measure_tab.show_session()
+        return restore
+
+    def _confirm_unexported(self) -> bool:
+        """Quitting with decisions no export holds yet: Save (export), Discard, or Cancel."""
+        count = self.session.unexported_decisions()
+        if count == 0:
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self,
+            "Decisions not exported",
+            f"{count} frame(s) were accepted or rejected since the last export. Export the "
+            "accepted frames to a CSV before quitting?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
+        )
+        if answer == buttons.Discard:
+            self._discarded = True  # saved without frames on closing: the calibration stays
+            return True
+        if answer != buttons.Save:
+            return False
+        if not self.session.accepted_records():
+            return True  # only rejections: nothing to write, the saved session keeps them
+        return self.measure_tab.export_accepted_csv() > 0
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
-        if not self.train_tab.confirm_close():
+        self._discarded = False
+        if not self._confirm_unexported() or not self.train_tab.confirm_close():
             event.ignore()
             return
         self.batch_tab.cancel()
@@ -286,4 +348,5 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.measure_tab.shutdown()
         self.batch_tab.shutdown()
+        self.keeper.save_now(with_frames=not self._discarded)
         event.accept()

@@ -1,27 +1,25 @@
 """The Measure tab: open frames, see the automatic ellipse, edit it, decide, export.
 
-All measuring is done by `hc_studio.core` on a worker thread (`workers.InferenceService`); this
-module keeps the per-frame state (automatic record, current record, probability map) and the
-per-file spacing choices, and shows them.
+A view over the Qt-free `core.session.MeasureSession` (frames, records, decisions, undo,
+calibration); measuring runs on a worker thread (`workers.InferenceService`). This module only
+shows the session and forwards what the person does to it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
+    QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -29,56 +27,28 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.ellipse import Ellipse
-from ..core.export import write_hc18_submission, write_records_csv
 from ..core.io import Frame
-from ..core.measure import is_failure, record_from_ellipse
-from ..core.records import MeasurementRecord, Status
-from ..core.spacing import Spacing, calibrate_two_points
-from .formatting import format_length, values_text
+from ..core.records import MeasurementRecord
+from ..core.session import Decision, FrameEntry, MeasureSession, status_word
+from ..core.session.frames import FrameState, frame_state, status_text
+from ..core.spacing import Spacing
+from .formatting import format_length
 from .frame_list import FrameList
-from .image_view import FrameView, write_png
+from .image_view import FrameView
+from .measure_calibration import CalibrationCommands
+from .measure_output import MeasureOutputs
 from .results_panel import ResultsPanel
 from .settings import AppSettings
-from .spacing_choices import SpacingChoices
-from .undo import FrameUndoStacks, SetRecordCommand
-from .workers import FileLister, FrameKey, InferenceService, ListedFile
+from .workers import EngineHolder, FileLister, FrameKey, InferenceService, ListedFile
 
 FRAME_CACHE_SIZE = 32
+UNCALIBRATED_QUESTION = (
+    "This frame has no pixel size: its values are in pixels, not millimetres, and it has no "
+    "gestational age.\n\nAccept it in pixels anyway?"
+)
 
 
-@dataclass
-class FrameState:
-    """What is known about one frame: the automatic and the current record, the mask."""
-
-    auto: MeasurementRecord | None = None
-    record: MeasurementRecord | None = None
-    prob: np.ndarray | None = None
-    error: str | None = None  # could not be read or measured
-    read_error: str | None = None  # could not be read at all
-    measuring: bool = False
-
-
-def status_word(state: FrameState) -> str:
-    """The one-word status shown in the frame list."""
-    record = state.record
-    if state.measuring:
-        return "measuring…"
-    if record is None:
-        if state.error and state.error.startswith("no model"):
-            return "no model"
-        return "error" if state.error else "not measured"
-    if record.accepted is True:
-        return "accepted"
-    if record.accepted is False:
-        return "rejected"
-    if is_failure(record):
-        return "no head" if record.status is not Status.ERROR else "error"
-    if record.status is Status.REVIEW:
-        return "review"
-    return "edited" if record.origin == "edited" else "ok"
-
-
-class MeasureTab(QWidget):
+class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
     """Frame list | frame view with overlays and cine scrubber | values and decisions."""
 
     frameMeasured = Signal(object)  # key, once a frame has a result (or failed)
@@ -86,18 +56,20 @@ class MeasureTab(QWidget):
     statusMessage = Signal(str)
     errorMessage = Signal(str)
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        session: MeasureSession | None = None,
+        engines: EngineHolder | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.service = InferenceService(self)
+        self.session = session if session is not None else MeasureSession()
+        self.service = InferenceService(engines, self)
         self.lister = FileLister(self)
-        self.undo_stacks = FrameUndoStacks(self)
-        self._states: dict[FrameKey, FrameState] = {}
-        self._frames: OrderedDict[FrameKey, Frame] = OrderedDict()
-        self._n_frames: dict[str, int] = {}
+        self._frames: OrderedDict[FrameKey, Frame] = OrderedDict()  # pixels on screen, a cache
         self._current: FrameKey | None = None
-        self.spacings = SpacingChoices()
-        self._ga_by_dates: float | None = None
         self._pending_select = False
         self._selecting = False
         self._select_after_listing: FrameKey | None = None
@@ -128,8 +100,10 @@ class MeasureTab(QWidget):
         self.levels_button = QPushButton("Reset W/L")
         self.levels_button.setToolTip("Reset window/level (right-drag on the image changes it)")
         self.cursor_label = QLabel("")
-        self.cursor_label.setMinimumWidth(300)
+        # Never wider than the window: the window must fit a 1024x700 screen.
+        self.cursor_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.file_label = QLabel("Open frames: File > Open, or drop files here")
+        self.file_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -141,18 +115,16 @@ class MeasureTab(QWidget):
         open_row.addWidget(self.open_folder_button)
         left_layout.addLayout(open_row)
 
+        # Two short rows rather than one long one: the window must fit a 1024-pixel screen.
         overlay_row = QHBoxLayout()
-        for widget in (
-            self.mask_check,
-            self.mask_opacity,
-            self.ellipse_check,
-            self.axes_check,
-            self.lines_opacity,
-            self.fit_button,
-            self.levels_button,
-        ):
+        for widget in (self.mask_check, self.mask_opacity, self.ellipse_check, self.axes_check):
             overlay_row.addWidget(widget)
+        overlay_row.addWidget(self.lines_opacity)
         overlay_row.addStretch(1)
+        view_row = QHBoxLayout()
+        view_row.addWidget(self.fit_button)
+        view_row.addWidget(self.levels_button)
+        view_row.addWidget(self.cursor_label, 1)
         cine_row = QHBoxLayout()
         cine_row.addWidget(self.frame_label)
         cine_row.addWidget(self.scrubber, 1)
@@ -163,7 +135,7 @@ class MeasureTab(QWidget):
         centre_layout.addWidget(self.view, 1)
         centre_layout.addLayout(cine_row)
         centre_layout.addLayout(overlay_row)
-        centre_layout.addWidget(self.cursor_label)
+        centre_layout.addLayout(view_row)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
@@ -210,11 +182,11 @@ class MeasureTab(QWidget):
             "pixel_csv": a("Load pixel-size &CSV…", self.choose_pixel_csv),
             "cancel_calibration": a("Cancel calibration", self.cancel_calibration, ["Esc"]),
         }
-        undo = self.undo_stacks.group.createUndoAction(self, "&Undo")
-        undo.setShortcuts([QKeySequence("Ctrl+Z")])
-        redo = self.undo_stacks.group.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        undo = a("&Undo", lambda: self.session.undo.undo(), [QKeySequence("Ctrl+Z")])
+        redo = a("&Redo", lambda: self.session.undo.redo(), ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.actions["undo"], self.actions["redo"] = undo, redo
+        self.session.undo.listeners.append(self._update_undo_actions)
+        self._update_undo_actions()
         for name in ("toggle_mask", "toggle_ellipse"):
             self.actions[name].setCheckable(True)
 
@@ -251,6 +223,11 @@ class MeasureTab(QWidget):
         signals.skipped.connect(self._on_skipped)
         self.lister.signals.listed.connect(self._on_files_listed)
         self.lister.signals.failed.connect(self.errorMessage.emit)
+        self.view.pickedOutside.connect(
+            lambda: self.errorMessage.emit("Calibration points must lie on the image.")
+        )
+        self.session.frame_listeners.append(self._on_frame_changed)
+        self.session.calibration.listeners.append(self._on_calibration_changed)
 
     def _restore_overlays(self) -> None:
         s = self.settings
@@ -265,15 +242,11 @@ class MeasureTab(QWidget):
         self._on_overlays_changed()
 
     # Model -------------------------------------------------------------------------------------
-    def set_model(self, model_path: str | Path | None, device: str = "auto") -> None:
-        """Measure with this model from now on; frames not edited or decided are measured again."""
-        self.service.configure_model(model_path, device)
-        for key, state in self._states.items():
-            record = state.record
-            if record is not None and (record.origin == "edited" or record.accepted is not None):
-                continue
-            self._states[key] = FrameState()
-            self._refresh_list_item(key)
+    def model_changed(self) -> None:
+        """The shared engine now loads another model: frames not edited or decided are measured
+        again."""
+        self.service.generation += 1  # results of the old model still on their way are dropped
+        self.session.model_changed()
         if self._current is not None:
             self._show_current()
 
@@ -298,7 +271,8 @@ class MeasureTab(QWidget):
 
     def open_paths(self, paths: list[str | Path]) -> None:
         """Add files and folders (expanded in the background) and show the first new frame."""
-        paths = [str(p) for p in paths]
+        # Absolute: the saved session must find them again from any working folder.
+        paths = [str(Path(p).expanduser().absolute()) for p in paths]
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
             self.errorMessage.emit("Not found: " + ", ".join(Path(p).name for p in missing))
@@ -314,22 +288,19 @@ class MeasureTab(QWidget):
 
     def open_then_select(self, path: str | Path, key: FrameKey) -> None:
         """Open `path` and show frame `key` of it once listed (e.g. from the Batch tab)."""
-        self._select_after_listing = (str(key[0]), int(key[1]))
+        self._select_after_listing = (str(Path(key[0]).expanduser().absolute()), int(key[1]))
         self.open_paths([path])
 
     def _on_files_listed(self, files: list[ListedFile]) -> None:
         if not files:
             self.errorMessage.emit("No ultrasound frames (images, DICOM, video) found there.")
             return
-        for listed in files:
-            self._n_frames[listed.path] = listed.n_frames
+        self.session.add_files(files)
         keys = self.frame_list.add_files(files)
         for listed in files:
             if listed.error:
                 for index in range(listed.n_frames):
-                    self._states[(listed.path, index)] = FrameState(
-                        error=listed.error, read_error=listed.error
-                    )
+                    self._refresh_list_item((listed.path, index))
                 self.errorMessage.emit(listed.error)
         self.filesOpened.emit(len(keys))
         self.statusMessage.emit(f"{len(keys)} frame(s) added")
@@ -341,12 +312,23 @@ class MeasureTab(QWidget):
             self._pending_select = False
             self.select_frame(keys[0] if keys else (files[0].path, 0))
 
+    def show_session(self) -> None:
+        """List the session's frames (after it was restored) and show the first one."""
+        files = list(self.session.files.values())
+        self.frame_list.clear_frames()
+        self.frame_list.add_files(files)
+        for key in self.session.frame_keys():
+            self._refresh_list_item(key)
+        self.panel.set_ga_by_dates(self.session.ga_by_dates)
+        if files:
+            self.select_frame((files[0].path, 0))
+
     def clear(self) -> None:
         self.frame_list.clear_frames()
-        self._states.clear()
+        self.session.clear()
         self._frames.clear()
-        self.undo_stacks.clear()
         self._current = None
+        self.session.undo.activate(None)
         self.view.set_frame(None)
         self.panel.show_record(None)
 
@@ -354,11 +336,11 @@ class MeasureTab(QWidget):
     def current_key(self) -> FrameKey | None:
         return self._current
 
-    def state(self, key: FrameKey) -> FrameState:
-        return self._states.setdefault(key, FrameState())
+    def state(self, key: FrameKey) -> FrameEntry:
+        return self.session.entry(key)
 
     def current_record(self) -> MeasurementRecord | None:
-        return self.state(self._current).record if self._current is not None else None
+        return self.session.record(self._current)
 
     def step(self, offset: int) -> None:
         key = self.frame_list.neighbour(self._current, offset)
@@ -376,13 +358,13 @@ class MeasureTab(QWidget):
             self._selecting = False
         self.view.cancel_picking()
         self._current = key
-        self.undo_stacks.activate(key)
+        self.session.undo.activate(key)
         self._set_scrubber(key)
         self.file_label.setText(self._frame_title(key))
         self._show_current()
 
     def _frame_title(self, key: FrameKey) -> str:
-        n_frames = self._n_frames.get(key[0], 1)
+        n_frames = self.session.n_frames(key[0])
         suffix = f" — frame {key[1] + 1} of {n_frames}" if n_frames > 1 else ""
         return f"{Path(key[0]).name}{suffix}"
 
@@ -405,13 +387,11 @@ class MeasureTab(QWidget):
         self._display_state(key)
 
     def _request(self, key: FrameKey, measure: bool) -> None:
-        state = self.state(key)
-        state.measuring = measure and state.record is None
-        self._refresh_list_item(key)
-        self.service.request(key, self._spacing_override(key[0]), measure)
+        self.session.start_measuring(key, measure)
+        self.service.request(key, self.session.calibration.override(key[0]), measure)
 
     def _set_scrubber(self, key: FrameKey | None) -> None:
-        n_frames = self._n_frames.get(key[0], 1) if key else 1
+        n_frames = self.session.n_frames(key[0]) if key else 1
         visible = n_frames > 1
         self.scrubber.setVisible(visible)
         self.frame_label.setVisible(visible)
@@ -428,6 +408,7 @@ class MeasureTab(QWidget):
 
     # Worker results ----------------------------------------------------------------------------
     def _on_frame_loaded(self, key: FrameKey, frame: Frame) -> None:
+        self.session.frame_read(key, frame.spacing)
         self._frames[key] = frame
         self._frames.move_to_end(key)
         while len(self._frames) > FRAME_CACHE_SIZE:
@@ -437,48 +418,45 @@ class MeasureTab(QWidget):
             self._display_state(key)
 
     def _on_measured(self, key: FrameKey, result) -> None:
-        state = self.state(key)
-        record = self._rederive(result.record, self.spacing_for(key))
-        state.auto, state.record, state.prob = record, record, result.prob
-        state.error, state.measuring = None, False
-        self.undo_stacks.stack(key).clear()
-        self._refresh_list_item(key)
-        if key == self._current:
-            self._display_state(key)
-        if is_failure(record):
-            self.statusMessage.emit(f"{Path(key[0]).name}: {record.status_text}")
+        self.session.measured(key, result.record, result.prob)
+        record = self.session.record(key)
+        if frame_state(record) in (FrameState.NO_HEAD, FrameState.ERROR):
+            self.statusMessage.emit(f"{Path(key[0]).name}: {status_text(record)}")
         self.frameMeasured.emit(key)
 
     def _on_read_failed(self, key: FrameKey, message: str) -> None:
-        state = self.state(key)
-        state.error, state.read_error, state.measuring = message, message, False
-        self._refresh_list_item(key)
+        self.session.read_failed(key, message)
         if key == self._current:
             self.view.set_frame(None)
-            self._display_state(key)
         self.errorMessage.emit(message)
         self.frameMeasured.emit(key)
 
     def _on_measure_failed(self, key: FrameKey, message: str) -> None:
-        state = self.state(key)
-        state.error, state.measuring = message, False
-        self._refresh_list_item(key)
-        if key == self._current:
-            self._display_state(key)
+        self.session.measure_failed(key, message)
         self.errorMessage.emit(f"Not measured: {message}")
         self.frameMeasured.emit(key)
 
     def _on_skipped(self, key: FrameKey) -> None:
-        state = self.state(key)
-        state.measuring = False
-        self._refresh_list_item(key)
+        self.session.skipped(key)
+
+    def _on_frame_changed(self, key: FrameKey) -> None:
+        """The session changed this frame: its list entry, and the panel when it is on screen."""
+        if key in self.frame_list:
+            self._refresh_list_item(key)
+        if key == self._current:
+            self._display_state(key)
+
+    def _on_calibration_changed(self, paths: set[str] | None) -> None:
+        current = self._current
+        if current is not None and (paths is None or current[0] in paths):
+            self._show_current()
 
     # Display -----------------------------------------------------------------------------------
     def _refresh_list_item(self, key: FrameKey) -> None:
-        state = self.state(key)
+        state = self.session.entry(key)
         record = state.record
         hc_text = format_length(record.hc, record.unit) if record and record.hc else ""
-        detail = state.error or (record.status_text if record else None)
+        detail = state.error or (status_text(record) if record else None)
         self.frame_list.set_status(key, status_word(state), hc_text, detail)
 
     def _display_state(self, key: FrameKey) -> None:
@@ -496,6 +474,17 @@ class MeasureTab(QWidget):
     def refresh_actions(self) -> None:
         """Enable the actions that apply to the frame on screen."""
         self._update_action_state()
+
+    def _update_undo_actions(self) -> None:
+        undo = self.session.undo
+        for name, possible, text in (
+            ("undo", undo.can_undo(), undo.undo_text()),
+            ("redo", undo.can_redo(), undo.redo_text()),
+        ):
+            action = self.actions[name]
+            action.setEnabled(possible)
+            label = "&Undo" if name == "undo" else "&Redo"
+            action.setText(f"{label} {text}".strip())
 
     def _update_action_state(self) -> None:
         record = self.current_record()
@@ -535,48 +524,20 @@ class MeasureTab(QWidget):
         self.cursor_label.setText(f"{text}  |  grey {value:.2f}")
 
     # Editing -----------------------------------------------------------------------------------
-    def _edited_record(self, key: FrameKey, ellipse: Ellipse) -> MeasurementRecord:
-        base = self.state(key).record
-        return record_from_ellipse(
-            key[0],
-            key[1],
-            self.spacing_for(key),
-            ellipse,
-            base.model if base else "",
-            origin="edited",
-            base=base,
-            ga_weeks=self._ga_by_dates,
-        )
-
     def _on_ellipse_dragged(self, ellipse: Ellipse) -> None:
         """Live values while the mouse moves; the record changes when it is released."""
-        if self._current is not None and self.state(self._current).record is not None:
-            self.panel.show_record(self._edited_record(self._current, ellipse))
+        if self._current is not None:
+            record = self.session.edited_record(self._current, ellipse)
+            if record is not None:
+                self.panel.show_record(record)
 
     def _on_edit_finished(self, _before: Ellipse, after: Ellipse) -> None:
-        key = self._current
-        if key is None or self.state(key).record is None:
-            return
-        self._push(key, "Edit ellipse", self._edited_record(key, after))
-
-    def _push(self, key: FrameKey, text: str, record: MeasurementRecord) -> None:
-        before = self.state(key).record
-        if before is None or before == record:
-            return
-        self.undo_stacks.push(SetRecordCommand(text, key, before, record, self._apply_record))
-
-    def _apply_record(self, key: FrameKey, record: MeasurementRecord) -> None:
-        """Put `record` in place (from an undo command); re-derived if the spacing changed."""
-        state = self.state(key)
-        state.record = self._rederive(record, self.spacing_for(key))
-        self._refresh_list_item(key)
-        if key == self._current:
-            self._display_state(key)
+        if self._current is not None:
+            self.session.edit(self._current, after)
 
     def reset_current(self) -> None:
-        key = self._current
-        if key is not None and self.state(key).auto is not None:
-            self._push(key, "Reset to automatic", self.state(key).auto)
+        if self._current is not None:
+            self.session.reset(self._current)
 
     def accept_current(self) -> None:
         self._decide(True)
@@ -586,223 +547,32 @@ class MeasureTab(QWidget):
 
     def _decide(self, accepted: bool) -> None:
         key = self._current
-        record = self.current_record()
-        if key is None or record is None:
-            return
-        if accepted and not record.ok:
-            self.errorMessage.emit(f"Nothing to accept: {record.status_text}")
-            return
-        self._push(key, "Accept" if accepted else "Reject", record.replace(accepted=accepted))
-        self.step(1)
+        outcome = self.session.decide(key, accepted)
+        if outcome is Decision.NEEDS_CONFIRMATION:
+            answer = QMessageBox.question(
+                self,
+                "Accept an uncalibrated frame?",
+                UNCALIBRATED_QUESTION,
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                self.statusMessage.emit("Not accepted: set the pixel size or calibrate first.")
+                return
+            outcome = self.session.decide(key, accepted, confirmed=True)
+        if outcome is Decision.NOTHING_TO_ACCEPT:
+            self.errorMessage.emit(f"Nothing to accept: {status_text(self.current_record())}")
+        elif outcome is Decision.DONE:
+            self.step(1)
 
     # Spacing -----------------------------------------------------------------------------------
-    def _spacing_override(self, path: str) -> Spacing | None:
-        return self.spacings.override(path)
-
     def spacing_for(self, key: FrameKey) -> Spacing:
-        frame, record = self._frames.get(key), self.state(key).record
-        own = frame.spacing if frame is not None else getattr(record, "spacing", None)
-        return self.spacings.policy.spacing_for(key[0], own or Spacing.uncalibrated())
-
-    def _rederive(self, record: MeasurementRecord, spacing: Spacing) -> MeasurementRecord:
-        """`record` under `spacing` and the GA by dates (values recomputed, decisions kept)."""
-        if record.ellipse_px is None:
-            return record.replace(spacing=spacing) if record.spacing != spacing else record
-        new = record_from_ellipse(
-            record.file,
-            record.frame_index,
-            spacing,
-            record.ellipse_px,
-            record.model,
-            origin=record.origin,
-            base=record,
-            ga_weeks=self._ga_by_dates,
-        )
-        return new.replace(status=record.status, reasons=record.reasons)
-
-    def _respace(self, paths: set[str] | None) -> None:
-        """Recompute every record of `paths` (all files for None) after a spacing change."""
-        for key, state in self._states.items():
-            if paths is not None and key[0] not in paths:
-                continue
-            spacing = self.spacing_for(key)
-            if state.auto is not None:
-                state.auto = self._rederive(state.auto, spacing)
-            if state.record is not None:
-                state.record = self._rederive(state.record, spacing)
-            self._refresh_list_item(key)
-        if self._current is not None:
-            self._show_current()
-
-    def set_pixel_size(self, mm: float | None, all_files: bool = False) -> None:
-        """A typed pixel size (mm) for the current file, or for every file (`all_files`)."""
-        if all_files:
-            self.spacings.set_for_all_files(mm)
-            self._respace(None)
-        elif self._current is not None:
-            path = self._current[0]
-            self.spacings.set_for_file(path, Spacing.square(mm, "user") if mm else None)
-            self._respace({path})
-
-    def set_pixel_csv(self, path: str | Path) -> None:
-        try:
-            count = self.spacings.load_csv(path, {Path(key[0]).parent for key in self._states})
-        except (OSError, ValueError) as error:
-            self.errorMessage.emit(str(error))
-            return
-        self.statusMessage.emit(f"{count} pixel sizes read from {Path(path).name}")
-        self._respace(None)
-
-    def apply_calibration(
-        self, p1_xy: tuple[float, float], p2_xy: tuple[float, float], distance_mm: float
-    ) -> Spacing | None:
-        """Calibrate the current file from two points `distance_mm` apart."""
-        if self._current is None:
-            return None
-        try:
-            spacing = calibrate_two_points(p1_xy, p2_xy, distance_mm)
-        except ValueError as error:
-            self.errorMessage.emit(f"Calibration: {error}")
-            return None
-        path = self._current[0]
-        self.spacings.set_for_file(path, spacing)
-        self._respace({path})
-        self.statusMessage.emit(f"Calibrated {Path(path).name}: {spacing.col_mm:.4f} mm/px")
-        return spacing
-
-    def start_calibration(self) -> None:
-        if self._current is None or self.view.pixels() is None:
-            self.errorMessage.emit("Open a frame first.")
-            return
-        self.view.start_picking(2)
-        self.statusMessage.emit(
-            "Calibration: click both ends of a known distance (e.g. 1 cm on the depth scale)."
-        )
-
-    def _on_calibration_points(self, points: list) -> None:
-        distance, ok = QInputDialog.getDouble(
-            self, "Calibrate", "Distance between the two points (mm):", 10.0, 0.01, 1000.0, 2
-        )
-        self.view.cancel_picking()
-        if ok:
-            self.apply_calibration(points[0], points[1], distance)
-
-    def ask_pixel_size(self) -> None:
-        self._ask_pixel_size(all_files=False)
-
-    def ask_pixel_size_all(self) -> None:
-        self._ask_pixel_size(all_files=True)
-
-    def _ask_pixel_size(self, all_files: bool) -> None:
-        if self._current is None and not all_files:
-            self.errorMessage.emit("Open a frame first.")
-            return
-        current = self.spacing_for(self._current) if self._current else None
-        start = current.col_mm if current is not None and current.calibrated else 0.15
-        what = "every open file" if all_files else Path(self._current[0]).name
-        mm, ok = QInputDialog.getDouble(
-            self, "Pixel size", f"Pixel size for {what} (mm per pixel):", start, 0.001, 10.0, 4
-        )
-        if ok:
-            self.set_pixel_size(mm, all_files)
-
-    def choose_pixel_csv(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Pixel-size CSV (filename,pixel size(mm))",
-            self.settings.last_folder("open"),
-            "CSV (*.csv)",
-        )
-        if path:
-            self.set_pixel_csv(path)
+        return self.session.spacing_for(key)
 
     def set_ga_by_dates(self, weeks: float | None) -> None:
         """GA by dates for the HC centile and z-score (applies to every open frame)."""
-        self._ga_by_dates = weeks
         self.panel.set_ga_by_dates(weeks)
-        self._respace(None)
-
-    # Output ------------------------------------------------------------------------------------
-    def accepted_records(self) -> list[MeasurementRecord]:
-        records = (self._states.get(key) for key in self.frame_list.frame_keys())
-        return [s.record for s in records if s and s.record and s.record.accepted is True]
-
-    def _ask_save_path(self, title: str, name: str, filters: str) -> str | None:
-        folder = Path(self.settings.last_folder("export"))
-        path, _ = QFileDialog.getSaveFileName(self, title, str(folder / name), filters)
-        if path:
-            self.settings.set_last_folder("export", path)
-        return path or None
-
-    def _export_accepted(self, title: str, default_name: str, path, write):
-        """Write the accepted records with `write(records, path)`; (records, result) or None
-        when there is nothing to write, no file was chosen, or writing failed (said in the
-        window)."""
-        records = self.accepted_records()
-        if not records:
-            self.errorMessage.emit("No accepted frame yet: accept frames with Enter or A first.")
-            return None
-        path = path or self._ask_save_path(title, default_name, "CSV (*.csv)")
-        if not path:
-            return None
-        try:
-            return records, Path(path), write(records, path)
-        except OSError as error:
-            self.errorMessage.emit(f"Could not write {Path(path).name}: {error.strerror or error}")
-            return None
-
-    def export_accepted_csv(self, path: str | Path | None = None) -> int:
-        done = self._export_accepted(
-            "Export accepted", "hc_measurements.csv", path, write_records_csv
-        )
-        if done is None:
-            return 0
-        _, path, count = done
-        self.statusMessage.emit(f"{count} accepted record(s) written to {path.name}")
-        return count
-
-    def export_hc18(self, path: str | Path | None = None) -> int:
-        done = self._export_accepted(
-            "HC18 submission", "submission.csv", path, write_hc18_submission
-        )
-        if done is None:
-            return 0
-        records, path, skipped = done
-        written = len(records) - len(skipped)
-        message = f"{written} frame(s) written to {path.name}"
-        if skipped:
-            message += "; left out: " + "; ".join(f"{Path(f).name} ({r})" for f, r in skipped)
-        self.statusMessage.emit(message)
-        return written
-
-    def copy_values(self) -> None:
-        record = self.current_record()
-        if record is None:
-            return
-        QApplication.clipboard().setText(values_text(record))
-        self.statusMessage.emit("Values copied to the clipboard")
-
-    def save_view_png(self, path: str | Path | None = None) -> bool:
-        if self.view.pixels() is None:
-            self.errorMessage.emit("No frame on screen.")
-            return False
-        if path is None:
-            stem = Path(self._current[0]).stem if self._current else "frame"
-            path = self._ask_save_path("Save view", f"{stem}_hc.png", "PNG (*.png)")
-        if not path:
-            return False
-        try:
-            write_png(self.view.grab_image(), path)
-        except OSError as error:
-            self.errorMessage.emit(f"Could not write {Path(path).name}: {error.strerror or error}")
-            return False
-        self.statusMessage.emit(f"View saved to {Path(path).name}")
-        return True
-
-    def cancel_calibration(self) -> None:
-        if self.view.is_picking():
-            self.view.cancel_picking()
-            self.statusMessage.emit("Calibration cancelled")
+        self.session.set_ga_by_dates(weeks)
 
     def shutdown(self) -> None:
         """Wait for the worker threads (called when the window closes)."""

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.records import MeasurementRecord, Status
+from ..core.records import MeasurementRecord
+from ..core.session.frames import FrameState, failure_text, frame_state, review_text
 from ..core.spacing import Spacing
 from .formatting import (
     DASH,
@@ -167,7 +168,11 @@ class ResultsPanel(QWidget):
         labels["centile"].setText(
             format_centile(record.centile, record.z_score)
             if record.centile is not None
-            else ("set GA by dates" if record.ok and record.spacing.calibrated else DASH)
+            else (
+                "set GA by dates"
+                if frame_state(record) is FrameState.OK and record.spacing.calibrated
+                else DASH
+            )
         )
         quality = format_quality(record)
         if record.origin == "edited" and quality != DASH:
@@ -178,11 +183,11 @@ class ResultsPanel(QWidget):
         labels["decision"].setText(
             {True: "accepted", False: "rejected"}.get(record.accepted, "not decided")
         )
-        review = record.status is Status.REVIEW
-        self.review_banner.setText("REVIEW: " + ", ".join(record.reasons) if review else "")
-        self.review_banner.setVisible(review)
+        reasons = review_text(record)
+        self.review_banner.setText("REVIEW: " + reasons if reasons else "")
+        self.review_banner.setVisible(bool(reasons))
         # A frame without an ellipse says why (no head, error); review reasons have their banner.
-        self.show_message(record.status_text if record.ellipse_px is None else None)
+        self.show_message(failure_text(record) or None)
 
     def _clear_values(self) -> None:
         self.hc_label.setText("HC " + DASH)

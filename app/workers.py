@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import threading
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ..core.io import FrameReadError, count_frames, find_frame_files, read_frame
+from ..core.session import FrameKey, ListedFile
 from ..core.spacing import Spacing
 
-FrameKey = tuple[str, int]  # (file path, frame index)
+__all__ = ["EngineHolder", "FileLister", "FrameKey", "InferenceService", "ListedFile"]
 
 
 def describe_error(error: BaseException) -> str:
@@ -135,10 +135,10 @@ class _FrameJob(QRunnable):
 class InferenceService(QObject):
     """Loads and measures frames on one background thread; results arrive as `signals`."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, engines: EngineHolder | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.signals = _FrameJobSignals(self)
-        self.engines = EngineHolder()
+        self.engines = engines if engines is not None else EngineHolder()
         self.generation = 0
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -153,15 +153,6 @@ class InferenceService(QObject):
 
     def wait(self, msecs: int = 30000) -> bool:
         return self._pool.waitForDone(msecs)
-
-
-@dataclass(frozen=True)
-class ListedFile:
-    """A file found when opening: its frame count, or why it cannot be read."""
-
-    path: str
-    n_frames: int
-    error: str | None = None
 
 
 class _ListSignals(QObject):

@@ -22,6 +22,26 @@ def _isolated_qsettings(tmp_path_factory: pytest.TempPathFactory) -> None:
         QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
 
 
+@pytest.fixture(autouse=True)
+def _isolated_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The saved session of a window built without `state_dir` goes to a temporary folder."""
+    folder = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A modal question nobody answers would hang the test run: fail instead. Tests that expect
+    one replace `QMessageBox.question` themselves."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def unexpected(_parent, title, text, *_args, **_kwargs):
+        raise AssertionError(f"unexpected question {title!r}: {text}")
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(unexpected))
+
+
 @pytest.fixture
 def app_settings(tmp_path: Path):
     """AppSettings in an INI file of this test, with a runs folder of its own."""
@@ -48,13 +68,20 @@ def phantom_png(tmp_path: Path, phantom):
 
 
 @pytest.fixture
-def window(qtbot, app_settings, tiny_onnx_model):
+def window(qtbot, app_settings, tiny_onnx_model, tmp_path):
     """The main window measuring with the tiny ONNX model."""
     from hc_studio.app.main_window import MainWindow
 
-    win = MainWindow(settings=app_settings, model_override=tiny_onnx_model)
-    # End a training child before pytest-qt closes the window (closing would ask about it).
-    qtbot.addWidget(win, before_close_func=lambda w: w.train_tab.shutdown())
+    win = MainWindow(
+        settings=app_settings, model_override=tiny_onnx_model, state_dir=tmp_path / "state"
+    )
+
+    def before_close(w) -> None:
+        # Closing would ask about a training child and about decisions not exported.
+        w.train_tab.shutdown()
+        w.session.mark_exported()
+
+    qtbot.addWidget(win, before_close_func=before_close)
     win.show()
     yield win
     win.train_tab.shutdown()

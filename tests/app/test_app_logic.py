@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hc_studio.app.ellipse_editor import EditableEllipse, drag_handle
 from hc_studio.app.formatting import format_centile, format_spacing, format_weeks
-from hc_studio.app.spacing_choices import SpacingChoices
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.spacing import Spacing
 
@@ -50,24 +49,6 @@ def test_a_shortened_major_axis_becomes_the_minor_one():
     moved = drag_handle(START, "major+", tuple(fixed + 30 * START.major_dir))
     ellipse = moved.to_ellipse()
     assert ellipse.a == pytest.approx(START.b) and ellipse.b == pytest.approx(15.0)
-
-
-def test_spacing_precedence_file_then_all_then_csv(tmp_path):
-    csv_path = tmp_path / "sizes.csv"
-    csv_path.write_text("filename,pixel size(mm)\na.png,0.1\nb.png,0.2\n")
-    choices = SpacingChoices()
-    assert choices.override("/x/a.png") is None
-    assert choices.load_csv(csv_path, applies_to=["/x"]) == 2
-    assert choices.override("/x/a.png") == Spacing.square(0.1, "csv")
-    choices.set_for_all_files(0.3)
-    assert choices.override("/x/a.png") == Spacing.square(0.3, "user")
-    calibration = Spacing(0.05, 0.05, "calibration")
-    choices.set_for_file("/x/a.png", calibration)
-    assert choices.override("/x/a.png") == calibration
-    assert choices.override("/x/b.png") == Spacing.square(0.3, "user")
-    choices.set_for_file("/x/a.png", None)
-    choices.set_for_all_files(None)
-    assert choices.override("/x/a.png") == Spacing.square(0.1, "csv")
 
 
 def test_formatting_for_reports():

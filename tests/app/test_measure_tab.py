@@ -251,6 +251,7 @@ def test_keyboard_shortcuts_and_dropped_files(qtbot, window, open_measured, phan
         window.dropEvent(drop)
     assert tab.frame_list.frame_keys() == [(str(path), 0), (str(second), 0)]
 
+    tab.set_pixel_size(0.14, all_files=True)  # accepting in pixels would ask first
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     tab.view.setFocus()

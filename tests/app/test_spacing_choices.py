@@ -1,4 +1,5 @@
-"""The window's pixel-size choices: a CSV applies only to the files it was loaded for."""
+"""The window's pixel-size choices (one `CalibrationState` over the spacing policy): a CSV
+applies only to the files it was loaded for, implausible sizes are refused."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hc_studio.app.spacing_choices import SpacingChoices
+from hc_studio.core.session.calibration import CalibrationState
 from hc_studio.core.spacing import Spacing
 
 
@@ -14,8 +15,8 @@ def test_a_csv_loaded_for_open_files_does_not_calibrate_other_folders(tmp_path: 
     csv_path = tmp_path / "exam1" / "sizes.csv"
     csv_path.parent.mkdir()
     csv_path.write_text("filename,pixel size(mm)\nframe.png,0.1\n")
-    choices = SpacingChoices()
-    assert choices.load_csv(csv_path, applies_to=[tmp_path / "exam1" / "frames"]) == 1
+    choices = CalibrationState()
+    assert choices.load_csv(csv_path, for_files=[tmp_path / "exam1" / "frames" / "frame.png"]) == 1
     assert choices.override(tmp_path / "exam1" / "frames" / "frame.png") == Spacing.square(
         0.1, "csv"
     )
@@ -25,12 +26,23 @@ def test_a_csv_loaded_for_open_files_does_not_calibrate_other_folders(tmp_path: 
 
 
 def test_an_implausible_typed_size_is_refused(tmp_path: Path) -> None:
-    choices = SpacingChoices()
+    choices = CalibrationState()
     with pytest.raises(ValueError, match="outside the plausible range"):
         choices.set_for_all_files(5.0)
     with pytest.raises(ValueError, match="outside the plausible range"):
         choices.set_for_file(tmp_path / "a.png", Spacing.square(1e308, "user"))
     assert choices.override(tmp_path / "a.png") is None
+
+
+@pytest.mark.qt
+def test_measure_tab_says_why_a_typed_size_is_refused(qtbot, window, open_measured, phantom_png):
+    path, _ = phantom_png
+    open_measured(path)
+    tab = window.measure_tab
+    with qtbot.waitSignal(tab.errorMessage) as said:
+        tab.set_pixel_size(5.0, all_files=True)
+    assert "plausible" in said.args[0]
+    assert tab.current_record().spacing.source != "user"
 
 
 @pytest.mark.qt
