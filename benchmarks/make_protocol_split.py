@@ -22,12 +22,12 @@ The same CSV row order gives the same patients for the full-resolution frames an
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 from hc_studio.core.atomic import atomic_write
+from hc_studio.core.csv_safety import safe_writer
 from hc_studio.core.split import split_by_patient
 from make_split import (
     FrameRow,
@@ -80,7 +80,7 @@ def write_folders(
             for name in (frame.name, annotation_name(frame.name)):
                 _link(data_dir / name, folder / name)
         with atomic_write(out_dir / f"{side}_pixel_size.csv", newline="") as handle:
-            csv.writer(handle).writerows([header, *(frame.row for frame in sides[side])])
+            safe_writer(handle).writerows([header, *(frame.row for frame in sides[side])])
 
 
 def check_against(summary: dict, recorded_path: Path) -> list[str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from hc_studio.core.atomic import atomic_write
+from hc_studio.core.csv_safety import SafeDictWriter
 
 BOOTSTRAP_DRAWS = 2000
 BOOTSTRAP_SEED = 0
@@ -285,7 +286,7 @@ def summarise(
 def write_per_frame(path: Path, scored: dict[str, list[FrameScore]]) -> None:
     fields = ["model", *asdict(next(iter(scored.values()))[0])]
     with atomic_write(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = SafeDictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for model, frames in scored.items():
             for frame in frames:
