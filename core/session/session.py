@@ -5,6 +5,9 @@ calibration. Observers are plain callables:
 
 - `frame_listeners(key)`: that frame's entry changed (status, record, error);
 - `listeners()`: something worth saving changed (the autosave writes the session).
+
+GA by dates is per exam (`datings`, one `ExamDating` per file of the exam): a frame's centile and
+z-score come from its own exam's dating.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..records import MeasurementRecord
 from ..spacing import Spacing
 from .calibration import CalibrationState, two_point_spacing
 from .commands import FrameUndoStacks, SetRecord
+from .datings import ExamDating
 from .frames import FrameEntry, FrameKey, FrameState, frame_state
 from .records_json import record_from_json, record_to_json
 
@@ -56,7 +60,7 @@ class MeasureSession:
         self.files: dict[str, ListedFile] = {}  # in the order they were opened
         self._file_spacing: dict[str, Spacing] = {}  # a file's own (DICOM) spacing, once read
         self._exported: dict[FrameKey, MeasurementRecord | None] = {}
-        self.ga_by_dates: float | None = None
+        self.datings: dict[str, ExamDating] = {}  # per file: its exam's GA by dates
         self.calibration = CalibrationState()
         self.calibration.listeners.append(self._respace)
         self.undo = FrameUndoStacks(self._apply_record)
@@ -176,7 +180,7 @@ class MeasureSession:
             base.model,
             origin="edited",
             base=base,
-            ga_weeks=self.ga_by_dates,
+            ga_weeks=self.ga_weeks_for(key[0]),
         )
         return record.replace(accepted=None)
 
@@ -228,9 +232,27 @@ class MeasureSession:
         self.calibration.set_for_file(key[0], spacing)
         return spacing
 
-    def set_ga_by_dates(self, weeks: float | None) -> None:
-        self.ga_by_dates = weeks
-        self._respace(None)
+    def dating_for(self, path: str) -> ExamDating | None:
+        """The GA by dates of `path`'s exam, or None when none was entered for it."""
+        return self.datings.get(path)
+
+    def ga_weeks_for(self, path: str) -> float | None:
+        """GA by dates (weeks) at the exam date of `path`'s exam, or None."""
+        dating = self.datings.get(path)
+        return None if dating is None else dating.ga_weeks()
+
+    def set_exam_dating(self, paths: Iterable[str], dating: ExamDating | None) -> None:
+        """GA by dates of ONE exam (the files `paths`); its frames only are re-derived."""
+        paths = {str(p) for p in paths}
+        changed = {p for p in paths if self.datings.get(p) != dating}
+        if not changed:
+            return
+        for path in changed:
+            if dating is None:
+                self.datings.pop(path, None)
+            else:
+                self.datings[path] = dating
+        self._respace(changed)
 
     # Output ------------------------------------------------------------------------------------
     def accepted_records(self) -> list[MeasurementRecord]:
@@ -280,7 +302,7 @@ class MeasureSession:
             record.model,
             origin=record.origin,
             base=record,
-            ga_weeks=self.ga_by_dates,
+            ga_weeks=self.ga_weeks_for(record.file),
         )
         return new.replace(status=record.status, reasons=record.reasons)
 
@@ -329,7 +351,9 @@ class MeasureSession:
             "files": [{"path": f.path, "n_frames": f.n_frames, "error": f.error} for f in files],
             "frames": frames,
             "calibration": self.calibration.to_json(),
-            "ga_by_dates": self.ga_by_dates,
+            "exam_datings": {
+                path: dating.to_json() for path, dating in sorted(self.datings.items())
+            },
         }
 
     def restore(self, data: dict, with_frames: bool = True) -> None:
@@ -347,10 +371,15 @@ class MeasureSession:
             key = (str(item["file"]), int(item["index"]))
             auto = record_from_json(item["auto"]) if item.get("auto") else None
             frames.append((key, auto, record_from_json(item["record"]), bool(item["exported"])))
-        ga = data.get("ga_by_dates")
+        # A session saved with one GA by dates for every frame: that value is not restored (it
+        # was the bug of applying one patient's dating to all); datings are per exam now.
+        datings = {
+            str(path): ExamDating.from_json(item)
+            for path, item in (data.get("exam_datings") or {}).items()
+        }
         calibration = CalibrationState()
         calibration.restore(data.get("calibration", {}))  # checked before anything changes
-        self.ga_by_dates = None if ga is None else float(ga)
+        self.datings = datings
         self.calibration.restore(data.get("calibration", {}))
         if not with_frames:
             return
