@@ -12,6 +12,7 @@ z-score come from its own exam's dating.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ellipse import Ellipse
+from ..exam.correction_log import CorrectionEntry
 from ..measure import record_from_ellipse
 from ..records import MeasurementRecord
 from ..spacing import Spacing
@@ -60,6 +62,7 @@ class MeasureSession:
         self.files: dict[str, ListedFile] = {}  # in the order they were opened
         self._file_spacing: dict[str, Spacing] = {}  # a file's own (DICOM) spacing, once read
         self._exported: dict[FrameKey, MeasurementRecord | None] = {}
+        self.accepted_at: dict[FrameKey, dt.datetime] = {}
         self.datings: dict[str, ExamDating] = {}  # per file: its exam's GA by dates
         self.calibration = CalibrationState()
         self.calibration.listeners.append(self._respace)
@@ -102,6 +105,7 @@ class MeasureSession:
         self.files.clear()
         self._file_spacing.clear()
         self._exported.clear()
+        self.accepted_at.clear()
         self.undo.clear()
         self._saved_state_changed()
 
@@ -205,7 +209,22 @@ class MeasureSession:
         if accepted and not record.spacing.calibrated and not confirmed:
             return Decision.NEEDS_CONFIRMATION
         self._push(key, "Accept" if accepted else "Reject", record.replace(accepted=accepted))
+        if accepted:  # when, for the correction log (an undone acceptance is never read)
+            self.accepted_at[key] = dt.datetime.now().astimezone().replace(microsecond=0)
         return Decision.DONE
+
+    def correction_entries(self, accepted_by: str) -> list[CorrectionEntry]:
+        """The correction log: each accepted frame's automatic and final values, who accepted
+        (`accepted_by`, the operator) and when."""
+        entries = []
+        for key in self.frame_keys():
+            entry = self.entries.get(key)
+            if entry is None or entry.record is None or entry.record.accepted is not True:
+                continue
+            when = self.accepted_at.get(key) or dt.datetime.now().astimezone()
+            auto = entry.auto or entry.record
+            entries.append(CorrectionEntry.from_records(auto, entry.record, accepted_by, when))
+        return entries
 
     def set_pixel_size(self, mm: float | None, path: str | None = None) -> None:
         """A typed pixel size (mm) for one file, or for every file when `path` is None."""
@@ -342,6 +361,9 @@ class MeasureSession:
                         "auto": record_to_json(entry.auto) if entry.auto else None,
                         "record": record_to_json(entry.record),
                         "exported": self._exported.get(key) == entry.record,
+                        "accepted_at": (
+                            self.accepted_at[key].isoformat() if key in self.accepted_at else None
+                        ),
                     }
                 )
         files = list(self.files.values()) if with_frames else []
@@ -367,10 +389,13 @@ class MeasureSession:
             for f in data.get("files", [])
         ]
         frames = []
+        accepted_at: dict[FrameKey, dt.datetime] = {}
         for item in data.get("frames", []):
             key = (str(item["file"]), int(item["index"]))
             auto = record_from_json(item["auto"]) if item.get("auto") else None
             frames.append((key, auto, record_from_json(item["record"]), bool(item["exported"])))
+            if item.get("accepted_at"):
+                accepted_at[key] = dt.datetime.fromisoformat(item["accepted_at"])
         # A session saved with one GA by dates for every frame: that value is not restored (it
         # was the bug of applying one patient's dating to all); datings are per exam now.
         datings = {
@@ -385,6 +410,7 @@ class MeasureSession:
             return
         self.clear()
         self.add_files(files)
+        self.accepted_at = accepted_at
         for key, auto, record, exported in frames:
             entry = self.entry(key)
             entry.auto, entry.record = auto, record

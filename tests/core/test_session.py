@@ -286,3 +286,24 @@ def test_exam_datings_come_back_from_the_saved_session(tmp_path):
     restored = MeasureSession()
     restored.restore(data, with_frames=False)
     assert restored.datings == session.datings
+
+
+def test_the_correction_log_holds_each_acceptance_with_its_automatic_values(tmp_path):
+    session = measured_session("/a/one.png", "/a/two.png", "/a/three.png")
+    session.set_pixel_size(0.15)
+    session.edit(("/a/two.png", 0), Ellipse(90.0, 70.0, 50.0, 40.0, 1.0))
+    for name in ("one", "two"):
+        session.decide((f"/a/{name}.png", 0), True)
+    session.decide(("/a/three.png", 0), False)
+    entries = session.correction_entries("sonographer")
+    assert [(e.file, e.origin, e.accepted_by) for e in entries] == [
+        ("/a/one.png", "auto", "sonographer"),
+        ("/a/two.png", "edited", "sonographer"),
+    ]
+    assert entries[0].hc_diff == pytest.approx(0.0) and not entries[0].corrected
+    auto_hc = session.entry(("/a/two.png", 0)).auto.hc
+    assert entries[1].hc_auto == pytest.approx(auto_hc) and entries[1].hc_diff < -1
+    save_session(tmp_path, session)
+    restored = MeasureSession()
+    restored.restore(read_saved_session(tmp_path)[0])
+    assert restored.correction_entries("sonographer") == entries  # the times come back too
