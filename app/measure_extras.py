@@ -16,8 +16,17 @@ caliper, and the exam panel (a side tab next to the frame's values).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QTabWidget, QWidget
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QTabWidget,
+    QWidget,
+)
 
 from ..core.best_frame import rank_clip
 from ..core.cine import clip_frame_rate
@@ -29,6 +38,8 @@ from .exam_wiring import ExamWiring
 from .workers import FrameKey
 
 FRAME_TAB, EXAM_TAB = "Frame", "Exam"
+EXAM_PANEL_WIDTH, MIN_LIST_WIDTH = 460, 170
+SCROLL_AND_TAB_MARGIN = 40  # the scroll bar and the tab frame around the exam panel
 CALIPER_Z = 15  # above the ellipse outline (10), below its handles (20)
 
 
@@ -74,16 +85,47 @@ class MeasureExtras(QObject):
         layout.addWidget(self.cine, 1)
         layout.addWidget(self.measure_clip_button)
         self.cine_row = row
+        # The label's text decides its width: the fixed 130 pixels would take them from the
+        # exam panel on a 1024-pixel screen.
+        self.cine.frame_label.setMinimumWidth(0)
         # below the scrubber row (file label, view, scrubber): play controls under the slider
         tab.centre_layout.insertWidget(3, row)
         scroll = QScrollArea()  # the exam panel is taller than a 700-pixel screen allows
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.exam_panel)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Columns share the side's width and their cells wrap (rows grow): at 1024 pixels the
+        # side is about 330 wide, too narrow for columns sized to their contents.
+        header = self.exam_panel.values_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.exam_panel.values_table.setWordWrap(True)
+        ga_label = self.exam_panel.ga_label  # its table wraps to the width it is given
+        ga_label.setSizePolicy(QSizePolicy.Policy.Ignored, ga_label.sizePolicy().verticalPolicy())
+        exam_box = self.exam_panel.exam_box  # a long exam name must not widen the side
+        exam_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        exam_box.setMinimumContentsLength(12)
+        self.exam_scroll = scroll
         self.side_tabs = QTabWidget()
         index = tab.splitter.indexOf(tab.panel)
         tab.splitter.replaceWidget(index, self.side_tabs)
         self.side_tabs.addTab(tab.panel, FRAME_TAB)
         self.side_tabs.addTab(scroll, EXAM_TAB)
+        self.side_tabs.currentChanged.connect(self._on_side_tab_changed)
+
+    def _on_side_tab_changed(self, index: int) -> None:
+        """The exam panel needs more width than the frame's values: take it from the frame
+        list (then the image) while it is shown, on a screen as small as 1024x700."""
+        splitter = self.tab.splitter
+        sizes = splitter.sizes()
+        if len(sizes) != 3 or self.side_tabs.tabText(index) != EXAM_TAB:
+            return
+        needed = self.exam_panel.minimumSizeHint().width() + SCROLL_AND_TAB_MARGIN
+        wanted = max(sizes[2], EXAM_PANEL_WIDTH, needed)
+        extra = wanted - sizes[2]
+        from_list = min(extra, max(0, sizes[0] - MIN_LIST_WIDTH))
+        splitter.setSizes([sizes[0] - from_list, sizes[1] - (extra - from_list), wanted])
 
     # ---- following the tab ---------------------------------------------------------------------
 

@@ -199,7 +199,7 @@ class ResultsPanel(QWidget):
     def show_ga_by_dates(self, weeks: float | None) -> None:
         """GA by dates of the exam of the frame on screen (None: not entered there)."""
         self.ga_by_dates.setText(
-            "not entered (Exam panel)" if weeks is None else format_weeks(weeks) + " (exam)"
+            "not entered (Exam tab)" if weeks is None else format_weeks(weeks) + " (exam)"
         )
 
     def show_bpd_outer_inner(self, length: float | None, unit: str, note: str = "") -> None:

@@ -41,7 +41,7 @@ def write_cine_dicom(
     if study_date is not None:
         ds.StudyDate = study_date.strftime("%Y%m%d")
     ds.NumberOfFrames = frames.shape[0]
-    ds.FrameTime = f"{1000.0 / fps:.3f}"
+    ds.FrameTime = f"{1000.0 / fps:.8g}"  # ms; the rate read back is fps to 8 digits
     ds.Rows, ds.Columns = frames.shape[1:]
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"

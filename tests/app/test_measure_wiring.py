@@ -95,7 +95,7 @@ def test_ga_by_dates_applies_to_its_own_exam_only(qtbot, window, open_measured, 
     tab.select_frame((str(first), 0))
     assert tab.panel.ga_by_dates.text().startswith("22w 0d")
     tab.select_frame((str(second), 0))
-    assert tab.panel.ga_by_dates.text().startswith("not entered")
+    assert tab.panel.ga_by_dates.text().startswith("not entered (Exam tab)")
     panel.show_exam(book.exams[1].key)
     assert panel.kind_box.currentData() == ""  # the other exam has no dating
 
