@@ -34,6 +34,7 @@ class ExamWiring(QObject):
         self._timer.setInterval(REGROUP_DELAY_MS)
         self._timer.timeout.connect(self.refresh)
         session.frame_listeners.append(lambda _key: self._timer.start())
+        session.listeners.append(self._timer.start)  # files closed, datings restored
         panel.dating_changed.connect(self._on_dating_changed)
 
     def _read_study(self, path: str | Path) -> StudyHeader | None:

@@ -40,9 +40,10 @@ class FileExports(QObject):
     ) -> None:
         super().__init__(parent)
         self._parent, self.session, self.engines, self.settings = parent, session, engines, settings
+        self._exams = exams
         self.reports = ReportActions(
             parent,
-            exams=exams,
+            exams=self.exams,
             records=self.records,
             corrections=self.corrections,
             model_details=self.model_details,
@@ -61,6 +62,13 @@ class FileExports(QObject):
         return [*self.reports.actions(), self.export_labelled]
 
     # Inputs ------------------------------------------------------------------------------------
+    def exams(self) -> list:
+        """The exams as grouped now, each with the operator (the report names who examined)."""
+        exams = list(self._exams())
+        for exam in exams:
+            exam.operator = exam.operator or self.settings.operator()
+        return exams
+
     def records(self) -> list:
         session = self.session
         return [r for r in (session.record(key) for key in session.frame_keys()) if r]

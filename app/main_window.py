@@ -45,8 +45,8 @@ KEYS_HELP = (
     "next, R = reject and next, M = mask on/off, E = ellipse on/off, F = fit to window, W = reset "
     "window/level, C = calibrate with two points, Ctrl+Z / Ctrl+Shift+Z = undo / redo, "
     "Ctrl+R = reset to the automatic ellipse. Keys without Ctrl act only when no text field "
-    "(such as the exam's GA by dates) has the focus. In a clip: Space plays/pauses and B jumps "
-    "to the best frame while the cine bar has the focus."
+    "(such as the exam's GA by dates) has the focus. In a clip: Space plays/pauses, B jumps to "
+    "the best frame."
 )
 
 

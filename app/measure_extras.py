@@ -17,6 +17,7 @@ caliper, and the exam panel (a side tab next to the frame's values).
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -35,6 +36,7 @@ from .caliper_item import BpdOuterInnerCaliper
 from .cine_controls import CineControls
 from .exam_panel import ExamPanel
 from .exam_wiring import ExamWiring
+from .key_guards import text_field_has_focus
 from .workers import FrameKey
 
 FRAME_TAB, EXAM_TAB = "Frame", "Exam"
@@ -50,7 +52,18 @@ class MeasureExtras(QObject):
         super().__init__(tab)
         self.tab = tab
         self.session = tab.session
-        self.cine = CineControls(shortcut_parent=None)
+        self.cine = CineControls()  # its own keys act while it has the focus
+        # Space and B act anywhere in the tab (no other key of the tab uses them); Left/Right
+        # stay the window's previous/next frame, which in a clip are the same step.
+        tab_keys = (QKeySequence(Qt.Key.Key_Space), QKeySequence(Qt.Key.Key_B))
+        for own in self.cine.shortcuts:  # one owner per key, or Qt finds them ambiguous
+            own.setEnabled(own.key() not in tab_keys)
+        self.shortcuts = []
+        for key, action in ((Qt.Key.Key_Space, self.cine.toggle), (Qt.Key.Key_B, self._best)):
+            shortcut = QShortcut(QKeySequence(key), tab)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(_unless_typing(action))
+            self.shortcuts.append(shortcut)
         self.measure_clip_button = QPushButton("Measure clip")
         self.measure_clip_button.setToolTip(
             "Measure every frame of this clip (in the background), then suggest the best frame"
@@ -145,6 +158,9 @@ class MeasureExtras(QObject):
         if key[0] == self._clip:
             self._update_best_frame()
         self.measure_clip_button.setEnabled(not self._clip_queue and self._clip is not None)
+
+    def _best(self) -> None:
+        self.cine.go_to_best_frame()
 
     def _on_frame_skipped(self, key: FrameKey) -> None:
         """A newer request (the person moved on) superseded the clip's frame: ask again."""
@@ -241,3 +257,11 @@ class MeasureExtras(QObject):
         moved = self.caliper.placed_by == "user"
         note = "moved by hand" if moved else skull.note
         self.tab.panel.show_bpd_outer_inner(length, skull.unit, note)
+
+
+def _unless_typing(action):
+    def run() -> None:
+        if not text_field_has_focus():
+            action()
+
+    return run

@@ -62,13 +62,25 @@ def test_the_cine_bar_shows_for_a_clip_and_not_for_a_still(
 
 
 def test_the_cine_bar_plays_the_clip(qtbot, window, open_measured, tmp_path, phantom):
+    from PySide6.QtCore import Qt
+
     tab, extras = window.measure_tab, window.measure_extras
     clip = _cine(tmp_path, phantom, fps=20)
     open_measured(clip)
-    extras.cine.play()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    tab.view.setFocus()
+    qtbot.keyClick(tab.view, Qt.Key.Key_Space)  # Space plays anywhere in the tab
+    assert extras.cine.playing
     qtbot.waitUntil(lambda: tab.current_key()[1] >= 2, timeout=5000)
-    extras.cine.pause()
+    tab.view.setFocus()
+    qtbot.keyClick(tab.view, Qt.Key.Key_Space)
     assert not extras.cine.playing
+    extras.cine.set_best_frame(1)
+    tab.select_frame((str(clip), 3))
+    tab.view.setFocus()
+    qtbot.keyClick(tab.view, Qt.Key.Key_B)
+    assert tab.current_key() == (str(clip), 1)
 
 
 def test_ga_by_dates_applies_to_its_own_exam_only(qtbot, window, open_measured, tmp_path, phantom):
