@@ -40,6 +40,7 @@ from .key_guards import text_field_has_focus
 from .workers import FrameKey
 
 FRAME_TAB, EXAM_TAB = "Frame", "Exam"
+MEASURE_CLIP = "Measure clip"
 EXAM_PANEL_WIDTH, MIN_LIST_WIDTH = 460, 170
 SCROLL_AND_TAB_MARGIN = 40  # the scroll bar and the tab frame around the exam panel
 CALIPER_Z = 15  # above the ellipse outline (10), below its handles (20)
@@ -64,7 +65,7 @@ class MeasureExtras(QObject):
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(_unless_typing(action))
             self.shortcuts.append(shortcut)
-        self.measure_clip_button = QPushButton("Measure clip")
+        self.measure_clip_button = QPushButton(MEASURE_CLIP)
         self.measure_clip_button.setToolTip(
             "Measure every frame of this clip (in the background), then suggest the best frame"
         )
@@ -154,6 +155,7 @@ class MeasureExtras(QObject):
             self._measure_next()
         elif self._clip_total:
             self._clip_total = 0
+            self.measure_clip_button.setText(MEASURE_CLIP)
             self.tab.statusMessage.emit("Clip measured: Best frame (B) jumps to the suggested one.")
         if key[0] == self._clip:
             self._update_best_frame()
@@ -218,6 +220,7 @@ class MeasureExtras(QObject):
     def _measure_next(self) -> None:
         key = self._clip_queue[0]
         done = self._clip_total - len(self._clip_queue)
+        self.measure_clip_button.setText(f"Measuring {done}/{self._clip_total}…")
         self.tab.statusMessage.emit(f"Measuring the clip: {done} / {self._clip_total} frames")
         self.tab._request(key, True)  # the tab's own request: the session marks it measuring
 

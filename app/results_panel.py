@@ -80,7 +80,7 @@ class ResultsPanel(QWidget):
         self.ga_by_dates = QLabel(DASH)
         self.ga_by_dates.setWordWrap(True)
         self.ga_by_dates.setToolTip(
-            "GA by dates of this frame's exam (entered in the Exam panel): it gives the HC "
+            "GA by dates of this frame's exam (entered in the Exam tab): it gives the HC "
             "centile and z-score (INTERGROWTH-21st, 14-40 weeks)."
         )
         self.bpd_outer_inner = QLabel(DASH)
@@ -170,7 +170,7 @@ class ResultsPanel(QWidget):
             format_centile(record.centile, record.z_score)
             if record.centile is not None
             else (
-                "set GA by dates (Exam tab)"
+                "set GA by dates"
                 if frame_state(record) is FrameState.OK and record.spacing.calibrated
                 else DASH
             )
@@ -199,7 +199,7 @@ class ResultsPanel(QWidget):
     def show_ga_by_dates(self, weeks: float | None) -> None:
         """GA by dates of the exam of the frame on screen (None: not entered there)."""
         self.ga_by_dates.setText(
-            "not entered (Exam tab)" if weeks is None else format_weeks(weeks) + " (exam)"
+            "not entered" if weeks is None else format_weeks(weeks) + " (exam)"
         )
 
     def show_bpd_outer_inner(self, length: float | None, unit: str, note: str = "") -> None:
