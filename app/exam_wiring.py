@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication
 
 from ..core.exam import ExamBook, group_into_exams
 from ..core.exam.grouping import StudyHeader, read_study_header
@@ -32,7 +33,7 @@ class ExamWiring(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REGROUP_DELAY_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self._refresh_later)
         session.frame_listeners.append(lambda _key: self._timer.start())
         session.listeners.append(self._timer.start)  # files closed, datings restored
         panel.dating_changed.connect(self._on_dating_changed)
@@ -46,6 +47,18 @@ class ExamWiring(QObject):
     def records(self) -> list:
         session = self.session
         return [r for r in (session.record(key) for key in session.frame_keys()) if r]
+
+    def editing(self) -> bool:
+        """The person is in the panel (typing a dating, ticking frames): showing the exams
+        again now would overwrite what they have not applied yet."""
+        focus = QApplication.focusWidget()
+        return focus is not None and self.panel.isAncestorOf(focus)
+
+    def _refresh_later(self) -> None:
+        if self.editing():
+            self._timer.start()  # again once the person has left the panel
+        else:
+            self.refresh()
 
     def refresh(self) -> ExamBook:
         """Regroup now and show the exams; a file new to an exam takes the exam's dating."""

@@ -216,3 +216,27 @@ def test_the_operator_defaults_to_the_os_user(app_settings, monkeypatch):
     assert app_settings.operator() == "sonographer1"
     app_settings.set_operator("  Dr Who ")
     assert app_settings.operator() == "Dr Who"
+
+
+def test_a_dating_being_typed_is_not_overwritten_by_new_results(
+    qtbot, window, open_measured, tmp_path, phantom
+):
+    tab, extras = window.measure_tab, window.measure_extras
+    path = write_grey_png(tmp_path / "patient" / "a.png", phantom.image)
+    key = open_measured(path)
+    extras.exams.refresh()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    extras.side_tabs.setCurrentIndex(1)
+    panel = extras.exam_panel
+    panel.kind_box.setCurrentIndex(panel.kind_box.findData("ga"))
+    panel.weeks_box.setValue(25)
+    panel.weeks_box.setFocus()
+    qtbot.waitUntil(panel.weeks_box.hasFocus, timeout=5000)
+    tab.set_pixel_size(0.6, all_files=True)  # every record changes: the exams regroup
+    qtbot.wait(400)
+    assert panel.kind_box.currentData() == "ga" and panel.weeks_box.value() == 25
+    assert window.session.dating_for(str(path)) is None  # not applied yet
+    tab.view.setFocus()  # leaving the panel: the exams are shown again, without the draft
+    qtbot.waitUntil(lambda: panel.kind_box.currentData() == "", timeout=5000)
+    assert tab.state(key).record.unit == "mm"
