@@ -27,8 +27,10 @@ from ..core.session import MeasureSession
 from ..core.session.autosave import default_state_dir
 from .about import show_about
 from .batch_tab import BatchTab
+from .file_exports import FileExports
 from .image_view import MOUSE_HELP
 from .keys import install_text_field_keys
+from .measure_extras import MeasureExtras
 from .measure_tab import MeasureTab
 from .session_keeper import SessionKeeper
 from .settings import AppSettings
@@ -43,7 +45,8 @@ KEYS_HELP = (
     "next, R = reject and next, M = mask on/off, E = ellipse on/off, F = fit to window, W = reset "
     "window/level, C = calibrate with two points, Ctrl+Z / Ctrl+Shift+Z = undo / redo, "
     "Ctrl+R = reset to the automatic ellipse. Keys without Ctrl act only when no text field "
-    "(such as GA by dates) has the focus."
+    "(such as the exam's GA by dates) has the focus. In a clip: Space plays/pauses, B jumps to "
+    "the best frame."
 )
 
 
@@ -70,6 +73,15 @@ class MainWindow(QMainWindow):
         self.engines = EngineHolder()
         self.keeper = SessionKeeper(self.session, state_dir or default_state_dir(), self)
         self.measure_tab = MeasureTab(self.settings, self.session, self.engines)
+        self.measure_extras = MeasureExtras(self.measure_tab)  # cine, caliper, exams
+        self.exports = FileExports(
+            self,
+            self.session,
+            self.engines,
+            self.settings,
+            exams=self.measure_extras.exams.refresh,
+            chosen=self.measure_extras.exams.chosen_frames,
+        )
         self.batch_tab = BatchTab(self.settings, self.session, self.engines)
         self.train_tab = TrainTab(self.settings)
         self._text_field_keys = install_text_field_keys(self)
@@ -104,6 +116,9 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         file_menu.addActions([actions["export_csv"], actions["export_hc18"], actions["save_png"]])
+        file_menu.addSeparator()
+        file_menu.addActions(self.exports.actions())
+        file_menu.addAction(self.exports.set_operator)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)

@@ -52,6 +52,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
     """Frame list | frame view with overlays and cine scrubber | values and decisions."""
 
     frameMeasured = Signal(object)  # key, once a frame has a result (or failed)
+    frameDisplayed = Signal(object)  # key, whenever the frame on screen or its values change
     filesOpened = Signal(int)  # number of frames added
     statusMessage = Signal(str)
     errorMessage = Signal(str)
@@ -129,7 +130,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         cine_row.addWidget(self.frame_label)
         cine_row.addWidget(self.scrubber, 1)
         centre = QWidget()
-        centre_layout = QVBoxLayout(centre)
+        self.centre_layout = centre_layout = QVBoxLayout(centre)  # more rows go in here
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.addWidget(self.file_label)
         centre_layout.addWidget(self.view, 1)
@@ -137,7 +138,7 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         centre_layout.addLayout(overlay_row)
         centre_layout.addLayout(view_row)
 
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(centre)
         splitter.addWidget(self.panel)
@@ -214,7 +215,6 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         panel.copy_button.clicked.connect(self.copy_values)
         panel.pixel_size_button.clicked.connect(self.ask_pixel_size)
         panel.calibrate_button.clicked.connect(self.start_calibration)
-        panel.gaByDatesChanged.connect(self.set_ga_by_dates)
         signals = self.service.signals
         signals.frameLoaded.connect(self._on_frame_loaded)
         signals.measured.connect(self._on_measured)
@@ -319,7 +319,6 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         self.frame_list.add_files(files)
         for key in self.session.frame_keys():
             self._refresh_list_item(key)
-        self.panel.set_ga_by_dates(self.session.ga_by_dates)
         if files:
             self.select_frame((files[0].path, 0))
 
@@ -470,6 +469,11 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
         self.view.set_mask(state.prob)
         self.view.editor.set_ellipse(record.ellipse_px if record is not None else None)
         self._update_action_state()
+        self.frameDisplayed.emit(key)
+
+    def frame_pixels(self, key: FrameKey) -> Frame | None:
+        """The frame `key` if it was read and is still cached (None otherwise)."""
+        return self._frames.get(key)
 
     def refresh_actions(self) -> None:
         """Enable the actions that apply to the frame on screen."""
@@ -568,11 +572,6 @@ class MeasureTab(CalibrationCommands, MeasureOutputs, QWidget):
     # Spacing -----------------------------------------------------------------------------------
     def spacing_for(self, key: FrameKey) -> Spacing:
         return self.session.spacing_for(key)
-
-    def set_ga_by_dates(self, weeks: float | None) -> None:
-        """GA by dates for the HC centile and z-score (applies to every open frame)."""
-        self.panel.set_ga_by_dates(weeks)
-        self.session.set_ga_by_dates(weeks)
 
     def shutdown(self) -> None:
         """Wait for the worker threads (called when the window closes)."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from ..core.records import MeasurementRecord
 from ..core.session.frames import FrameState, failure_text, frame_state, review_text
+from ..core.skull import BPD_CONVENTION_BY_EQUATION
 from ..core.spacing import Spacing
 from .formatting import (
     DASH,
@@ -29,6 +29,9 @@ from .formatting import (
 )
 
 _BANNER_STYLE = "QLabel {{ background: {bg}; color: white; font-weight: bold; padding: 6px; }}"
+BPD_CONVENTION_TIP = "Which BPD each equation expects:\n" + "\n".join(
+    f"{equation}: {convention}" for equation, convention in BPD_CONVENTION_BY_EQUATION.items()
+)
 UNCALIBRATED_TEXT = "UNCALIBRATED: lengths are in PIXELS.\nSet the pixel size or calibrate."
 
 
@@ -42,8 +45,6 @@ def _banner(text: str, background: str) -> QLabel:
 
 class ResultsPanel(QWidget):
     """Shows one record; buttons are wired by the Measure tab (their QActions)."""
-
-    gaByDatesChanged = Signal(object)  # float weeks, or None when cleared
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,17 +76,16 @@ class ResultsPanel(QWidget):
                 "model",
             )
         }
-        self.ga_by_dates = QDoubleSpinBox()
-        self.ga_by_dates.setRange(0.0, 42.0)
-        self.ga_by_dates.setDecimals(1)
-        self.ga_by_dates.setSingleStep(0.1)
-        self.ga_by_dates.setSpecialValueText("not set")
-        self.ga_by_dates.setSuffix(" weeks")
+        # GA by dates is entered per exam in the exam panel; here, that of this frame's exam.
+        self.ga_by_dates = QLabel(DASH)
+        self.ga_by_dates.setWordWrap(True)
         self.ga_by_dates.setToolTip(
-            "Gestational age by dates (e.g. from the first-trimester scan): needed for the HC "
-            "centile and z-score (INTERGROWTH-21st, 14-40 weeks). 0 = not set."
+            "GA by dates of this frame's exam (entered in the Exam tab): it gives the HC "
+            "centile and z-score (INTERGROWTH-21st, 14-40 weeks)."
         )
-        self.ga_by_dates.valueChanged.connect(self._on_ga_changed)
+        self.bpd_outer_inner = QLabel(DASH)
+        self.bpd_outer_inner.setWordWrap(True)
+        self.bpd_outer_inner.setToolTip(BPD_CONVENTION_TIP)
         self.accept_button = QPushButton("Accept (Enter)")
         self.reject_button = QPushButton("Reject (R)")
         self.reset_button = QPushButton("Reset to automatic")
@@ -106,6 +106,7 @@ class ResultsPanel(QWidget):
         form.addRow(self.hc_label)
         labels = self.value_labels
         form.addRow("BPD (outer-outer)", labels["bpd"])
+        form.addRow("BPD (outer-inner)", self.bpd_outer_inner)
         form.addRow("OFD (outer-outer)", labels["ofd"])
         form.addRow("GA, Hadlock 1984", labels["ga_hadlock"])
         form.addRow("GA, INTERGROWTH-21st", labels["ga_intergrowth"])
@@ -195,13 +196,19 @@ class ResultsPanel(QWidget):
             label.setText(DASH)
         self.review_banner.setVisible(False)
 
-    def set_ga_by_dates(self, weeks: float | None) -> None:
-        self.ga_by_dates.blockSignals(True)
-        self.ga_by_dates.setValue(weeks or 0.0)
-        self.ga_by_dates.blockSignals(False)
+    def show_ga_by_dates(self, weeks: float | None) -> None:
+        """GA by dates of the exam of the frame on screen (None: not entered there)."""
+        self.ga_by_dates.setText(
+            "not entered" if weeks is None else format_weeks(weeks) + " (exam)"
+        )
 
-    def _on_ga_changed(self, value: float) -> None:
-        self.gaByDatesChanged.emit(value if value > 0 else None)
+    def show_bpd_outer_inner(self, length: float | None, unit: str, note: str = "") -> None:
+        """The outer-to-inner caliper's length (None: not found or no frame; `note` says why)."""
+        if length is None:
+            self.bpd_outer_inner.setText(DASH if not note else "not found")
+        else:
+            self.bpd_outer_inner.setText(f"{format_length(length, unit)} (Hadlock BPD)")
+        self.bpd_outer_inner.setToolTip(f"{note}\n\n{BPD_CONVENTION_TIP}".strip())
 
 
 def _ga_text(weeks: float | None, note: str) -> str:

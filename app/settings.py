@@ -141,3 +141,21 @@ class AppSettings:
 
     def set_current_tab(self, index: int) -> None:
         self._store.setValue("window/tab", int(index))
+
+    # The operator (who accepts, in the correction log and the report) -------------------------
+    def operator(self) -> str:
+        """The operator's name as set in the window, else the OS user name."""
+        value = str(self._store.value("operator/name") or "").strip()
+        return value or _os_user()
+
+    def set_operator(self, name: str) -> None:
+        self._store.setValue("operator/name", name.strip())
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment nor the password database
+        return "unknown"

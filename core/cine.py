@@ -185,3 +185,32 @@ class FrameCache(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def clip_frame_rate(path: str | Path) -> FrameRate:
+    """The recorded frame rate of a multi-frame file: a DICOM cine's header (`cine_frame_rate`),
+    a video container's rate, else DEFAULT_FPS with a note saying why."""
+    from .io import FrameReadError, _kind
+
+    path = Path(path)
+    try:
+        kind = _kind(path)
+    except FrameReadError as error:
+        return FrameRate(DEFAULT_FPS, "default", (str(error),))
+    if kind == "dicom":
+        try:
+            return cine_frame_rate(path)
+        except Exception as error:  # noqa: BLE001 (an unreadable header: play at the default)
+            return FrameRate(DEFAULT_FPS, "default", (f"{path.name}: header not read ({error})",))
+    if kind == "video":
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        try:
+            fps = _positive(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else None
+        finally:
+            capture.release()
+        if fps is not None and FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+            return FrameRate(fps, "video container")
+        return FrameRate(DEFAULT_FPS, "default", (f"{path.name}: the video has no frame rate",))
+    return FrameRate(DEFAULT_FPS, "default")

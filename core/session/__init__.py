@@ -9,12 +9,14 @@ as it changes so that a crash or a quit never loses a review.
 
 from .calibration import CalibrationState
 from .commands import FrameUndoStacks, SetRecord
+from .datings import ExamDating
 from .frames import FrameEntry, FrameKey, FrameState, frame_state, status_word
 from .session import Decision, ListedFile, MeasureSession
 
 __all__ = [
     "CalibrationState",
     "Decision",
+    "ExamDating",
     "FrameEntry",
     "FrameKey",
     "FrameState",

@@ -5,10 +5,14 @@ calibration. Observers are plain callables:
 
 - `frame_listeners(key)`: that frame's entry changed (status, record, error);
 - `listeners()`: something worth saving changed (the autosave writes the session).
+
+GA by dates is per exam (`datings`, one `ExamDating` per file of the exam): a frame's centile and
+z-score come from its own exam's dating.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -17,11 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..ellipse import Ellipse
+from ..exam.correction_log import CorrectionEntry
 from ..measure import record_from_ellipse
 from ..records import MeasurementRecord
 from ..spacing import Spacing
 from .calibration import CalibrationState, two_point_spacing
 from .commands import FrameUndoStacks, SetRecord
+from .datings import ExamDating
 from .frames import FrameEntry, FrameKey, FrameState, frame_state
 from .records_json import record_from_json, record_to_json
 
@@ -56,7 +62,8 @@ class MeasureSession:
         self.files: dict[str, ListedFile] = {}  # in the order they were opened
         self._file_spacing: dict[str, Spacing] = {}  # a file's own (DICOM) spacing, once read
         self._exported: dict[FrameKey, MeasurementRecord | None] = {}
-        self.ga_by_dates: float | None = None
+        self.accepted_at: dict[FrameKey, dt.datetime] = {}
+        self.datings: dict[str, ExamDating] = {}  # per file: its exam's GA by dates
         self.calibration = CalibrationState()
         self.calibration.listeners.append(self._respace)
         self.undo = FrameUndoStacks(self._apply_record)
@@ -98,6 +105,7 @@ class MeasureSession:
         self.files.clear()
         self._file_spacing.clear()
         self._exported.clear()
+        self.accepted_at.clear()
         self.undo.clear()
         self._saved_state_changed()
 
@@ -176,7 +184,7 @@ class MeasureSession:
             base.model,
             origin="edited",
             base=base,
-            ga_weeks=self.ga_by_dates,
+            ga_weeks=self.ga_weeks_for(key[0]),
         )
         return record.replace(accepted=None)
 
@@ -201,7 +209,22 @@ class MeasureSession:
         if accepted and not record.spacing.calibrated and not confirmed:
             return Decision.NEEDS_CONFIRMATION
         self._push(key, "Accept" if accepted else "Reject", record.replace(accepted=accepted))
+        if accepted:  # when, for the correction log (an undone acceptance is never read)
+            self.accepted_at[key] = dt.datetime.now().astimezone().replace(microsecond=0)
         return Decision.DONE
+
+    def correction_entries(self, accepted_by: str) -> list[CorrectionEntry]:
+        """The correction log: each accepted frame's automatic and final values, who accepted
+        (`accepted_by`, the operator) and when."""
+        entries = []
+        for key in self.frame_keys():
+            entry = self.entries.get(key)
+            if entry is None or entry.record is None or entry.record.accepted is not True:
+                continue
+            when = self.accepted_at.get(key) or dt.datetime.now().astimezone()
+            auto = entry.auto or entry.record
+            entries.append(CorrectionEntry.from_records(auto, entry.record, accepted_by, when))
+        return entries
 
     def set_pixel_size(self, mm: float | None, path: str | None = None) -> None:
         """A typed pixel size (mm) for one file, or for every file when `path` is None."""
@@ -228,9 +251,27 @@ class MeasureSession:
         self.calibration.set_for_file(key[0], spacing)
         return spacing
 
-    def set_ga_by_dates(self, weeks: float | None) -> None:
-        self.ga_by_dates = weeks
-        self._respace(None)
+    def dating_for(self, path: str) -> ExamDating | None:
+        """The GA by dates of `path`'s exam, or None when none was entered for it."""
+        return self.datings.get(path)
+
+    def ga_weeks_for(self, path: str) -> float | None:
+        """GA by dates (weeks) at the exam date of `path`'s exam, or None."""
+        dating = self.datings.get(path)
+        return None if dating is None else dating.ga_weeks()
+
+    def set_exam_dating(self, paths: Iterable[str], dating: ExamDating | None) -> None:
+        """GA by dates of ONE exam (the files `paths`); its frames only are re-derived."""
+        paths = {str(p) for p in paths}
+        changed = {p for p in paths if self.datings.get(p) != dating}
+        if not changed:
+            return
+        for path in changed:
+            if dating is None:
+                self.datings.pop(path, None)
+            else:
+                self.datings[path] = dating
+        self._respace(changed)
 
     # Output ------------------------------------------------------------------------------------
     def accepted_records(self) -> list[MeasurementRecord]:
@@ -280,7 +321,7 @@ class MeasureSession:
             record.model,
             origin=record.origin,
             base=record,
-            ga_weeks=self.ga_by_dates,
+            ga_weeks=self.ga_weeks_for(record.file),
         )
         return new.replace(status=record.status, reasons=record.reasons)
 
@@ -320,6 +361,9 @@ class MeasureSession:
                         "auto": record_to_json(entry.auto) if entry.auto else None,
                         "record": record_to_json(entry.record),
                         "exported": self._exported.get(key) == entry.record,
+                        "accepted_at": (
+                            self.accepted_at[key].isoformat() if key in self.accepted_at else None
+                        ),
                     }
                 )
         files = list(self.files.values()) if with_frames else []
@@ -329,7 +373,9 @@ class MeasureSession:
             "files": [{"path": f.path, "n_frames": f.n_frames, "error": f.error} for f in files],
             "frames": frames,
             "calibration": self.calibration.to_json(),
-            "ga_by_dates": self.ga_by_dates,
+            "exam_datings": {
+                path: dating.to_json() for path, dating in sorted(self.datings.items())
+            },
         }
 
     def restore(self, data: dict, with_frames: bool = True) -> None:
@@ -343,19 +389,28 @@ class MeasureSession:
             for f in data.get("files", [])
         ]
         frames = []
+        accepted_at: dict[FrameKey, dt.datetime] = {}
         for item in data.get("frames", []):
             key = (str(item["file"]), int(item["index"]))
             auto = record_from_json(item["auto"]) if item.get("auto") else None
             frames.append((key, auto, record_from_json(item["record"]), bool(item["exported"])))
-        ga = data.get("ga_by_dates")
+            if item.get("accepted_at"):
+                accepted_at[key] = dt.datetime.fromisoformat(item["accepted_at"])
+        # A session saved with one GA by dates for every frame: that value is not restored (it
+        # was the bug of applying one patient's dating to all); datings are per exam now.
+        datings = {
+            str(path): ExamDating.from_json(item)
+            for path, item in (data.get("exam_datings") or {}).items()
+        }
         calibration = CalibrationState()
         calibration.restore(data.get("calibration", {}))  # checked before anything changes
-        self.ga_by_dates = None if ga is None else float(ga)
+        self.datings = datings
         self.calibration.restore(data.get("calibration", {}))
         if not with_frames:
             return
         self.clear()
         self.add_files(files)
+        self.accepted_at = accepted_at
         for key, auto, record, exported in frames:
             entry = self.entry(key)
             entry.auto, entry.record = auto, record

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 
 import cv2
 import numpy as np
@@ -217,18 +216,6 @@ def test_window_level_drag_and_overlay_toggles(
     assert not tab.view.editor.outline.isVisible()
     assert app_settings.overlay_visible("mask") is False
     assert app_settings.overlay_visible("ellipse") is False
-
-
-def test_ga_by_dates_gives_a_centile(qtbot, window, open_measured, phantom_png):
-    path, _ = phantom_png
-    open_measured(path)
-    tab = window.measure_tab
-    tab.set_pixel_size(0.6, all_files=True)  # makes the phantom a mid-pregnancy head
-    assert tab.current_record().centile is None
-    tab.panel.ga_by_dates.setValue(30.0)
-    record = tab.current_record()
-    assert record.centile is not None and 0 <= record.centile <= 100
-    assert math.isfinite(record.z_score)
 
 
 def test_keyboard_shortcuts_and_dropped_files(qtbot, window, open_measured, phantom_png):

@@ -39,7 +39,12 @@ def test_enter_in_the_ga_field_does_not_accept_the_frame(qtbot, window, open_mea
     tab.set_pixel_size(0.6, all_files=True)
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
-    field = tab.panel.ga_by_dates
+    extras = window.measure_extras
+    extras.exams.refresh()
+    extras.side_tabs.setCurrentIndex(1)  # the Exam tab
+    panel = extras.exam_panel
+    panel.kind_box.setCurrentIndex(panel.kind_box.findData("ga"))
+    field = panel.weeks_box
     field.setFocus()
     qtbot.waitUntil(field.hasFocus, timeout=5000)
     field.selectAll()
@@ -48,7 +53,7 @@ def test_enter_in_the_ga_field_does_not_accept_the_frame(qtbot, window, open_mea
     qtbot.keyClick(field, Qt.Key.Key_A)
     assert tab.current_key() == key
     assert tab.current_record().accepted is None
-    assert tab.current_record().centile is not None  # the field took the value
+    assert tab.current_record().centile is not None  # Enter applied the exam's dating
     tab.view.setFocus()  # outside a text field the same keys act
     qtbot.keyClick(tab.view, Qt.Key.Key_Return)
     assert tab.state(key).record.accepted is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from hc_studio.core.ellipse import Ellipse
+from hc_studio.core.exam import Dating
 from hc_studio.core.measure import record_from_ellipse
 from hc_studio.core.records import Status
 from hc_studio.core.session import (
     CalibrationState,
     Decision,
+    ExamDating,
     FrameState,
     ListedFile,
     MeasureSession,
@@ -30,6 +33,7 @@ from hc_studio.core.session.frames import batch_summary
 from hc_studio.core.spacing import Spacing
 
 ELLIPSE = Ellipse(100.0, 80.0, 60.0, 45.0, 0.3)
+LMP, EXAM_DAY = dt.date(2026, 1, 5), dt.date(2026, 6, 8)  # 22 weeks apart
 
 
 def measured_session(*paths: str) -> MeasureSession:
@@ -154,7 +158,8 @@ def test_a_decision_under_another_calibration_is_dropped():
     key = ("/a/one.png", 0)
     session.set_pixel_size(0.1)
     session.decide(key, True)
-    session.set_ga_by_dates(30.0)  # no change of the lengths: the decision stays
+    session.set_exam_dating(["/a/one.png"], ExamDating(Dating.from_ga(30)))  # lengths unchanged
+
     assert session.record(key).accepted is True
     session.set_pixel_size(0.2)
     assert session.record(key).accepted is None
@@ -177,7 +182,7 @@ def test_the_session_is_saved_and_restored_whole(tmp_path):
     saves = []
     session.listeners.append(lambda: saves.append(1))
     session.set_pixel_size(0.15, "/a/one.png")
-    session.set_ga_by_dates(22.5)
+    session.set_exam_dating(["/a/one.png"], ExamDating(Dating.from_lmp(LMP), EXAM_DAY))
     session.decide(("/a/one.png", 0), True)
     session.edit(("/a/two.png", 0), Ellipse(90.0, 70.0, 50.0, 40.0, 1.0))
     session.mark_exported()
@@ -192,7 +197,8 @@ def test_the_session_is_saved_and_restored_whole(tmp_path):
         assert restored.record(key) == session.record(key)
         assert restored.entry(key).auto == session.entry(key).auto
     assert restored.frame_keys() == session.frame_keys()
-    assert restored.ga_by_dates == 22.5
+    assert restored.dating_for("/a/one.png") == ExamDating(Dating.from_lmp(LMP), EXAM_DAY)
+    assert restored.dating_for("/a/two.png") is None
     assert restored.spacing_for(("/a/one.png", 0)) == Spacing.square(0.15, "user")
     assert restored.unexported_decisions() == 0
 
@@ -251,3 +257,53 @@ def test_a_spacing_the_window_gave_is_not_taken_for_the_files_own():
     assert session.spacing_for(key) == Spacing(0.2, 0.25, "dicom-pixel-spacing")
     session.set_pixel_size(0.1, "/a/one.dcm")
     assert session.spacing_for(key) == Spacing.square(0.1, "user")
+
+
+def test_ga_by_dates_applies_to_its_exam_only():
+    """One patient's dating never gives another patient's frame a centile (issue 16)."""
+    session = measured_session("/a/one.png", "/b/two.png")
+    session.set_pixel_size(0.15)
+    session.set_exam_dating(["/a/one.png"], ExamDating(Dating.from_ga(22, 3)))
+    one, two = session.record(("/a/one.png", 0)), session.record(("/b/two.png", 0))
+    assert session.ga_weeks_for("/a/one.png") == pytest.approx(22 + 3 / 7)
+    assert one.centile is not None and one.z_score is not None
+    assert two.centile is None and two.z_score is None
+    session.set_exam_dating(["/a/one.png"], None)
+    assert session.record(("/a/one.png", 0)).centile is None
+
+
+def test_an_lmp_dating_needs_the_exam_date():
+    assert ExamDating(Dating.from_lmp(LMP), EXAM_DAY).ga_weeks() == pytest.approx(22.0)
+    assert ExamDating(Dating.from_lmp(LMP), None).ga_weeks() is None
+
+
+def test_exam_datings_come_back_from_the_saved_session(tmp_path):
+    session = measured_session("/a/one.png", "/b/two.png")
+    session.set_exam_dating(["/a/one.png"], ExamDating(Dating.from_edd(EXAM_DAY), LMP))
+    session.set_exam_dating(["/b/two.png"], ExamDating(Dating.from_ga(30, 1)))
+    save_session(tmp_path, session)
+    data, _ = read_saved_session(tmp_path)
+    restored = MeasureSession()
+    restored.restore(data, with_frames=False)
+    assert restored.datings == session.datings
+
+
+def test_the_correction_log_holds_each_acceptance_with_its_automatic_values(tmp_path):
+    session = measured_session("/a/one.png", "/a/two.png", "/a/three.png")
+    session.set_pixel_size(0.15)
+    session.edit(("/a/two.png", 0), Ellipse(90.0, 70.0, 50.0, 40.0, 1.0))
+    for name in ("one", "two"):
+        session.decide((f"/a/{name}.png", 0), True)
+    session.decide(("/a/three.png", 0), False)
+    entries = session.correction_entries("sonographer")
+    assert [(e.file, e.origin, e.accepted_by) for e in entries] == [
+        ("/a/one.png", "auto", "sonographer"),
+        ("/a/two.png", "edited", "sonographer"),
+    ]
+    assert entries[0].hc_diff == pytest.approx(0.0) and not entries[0].corrected
+    auto_hc = session.entry(("/a/two.png", 0)).auto.hc
+    assert entries[1].hc_auto == pytest.approx(auto_hc) and entries[1].hc_diff < -1
+    save_session(tmp_path, session)
+    restored = MeasureSession()
+    restored.restore(read_saved_session(tmp_path)[0])
+    assert restored.correction_entries("sonographer") == entries  # the times come back too

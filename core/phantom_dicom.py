@@ -1,0 +1,56 @@
+"""Frames written as an ultrasound multi-frame DICOM (a cine), for tests and demonstrations.
+
+The file carries what HC Studio reads from a real cine: the frame time (so it plays at its
+recorded rate), a pixel spacing, and a study (UID and date) that groups it into an exam.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+
+def write_cine_dicom(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    pixel_mm: float | None = None,
+    study_uid: str | None = None,
+    study_date: dt.date | None = None,
+) -> Path:
+    """Write (N, H, W) uint8 frames as an uncompressed ultrasound multi-frame DICOM file."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    if frames.ndim != 3 or frames.shape[0] < 2:
+        raise ValueError(f"a cine needs (N >= 2, H, W) frames, got shape {frames.shape}")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "US"
+    if study_date is not None:
+        ds.StudyDate = study_date.strftime("%Y%m%d")
+    ds.NumberOfFrames = frames.shape[0]
+    ds.FrameTime = f"{1000.0 / fps:.8g}"  # ms; the rate read back is fps to 8 digits
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    if pixel_mm is not None:
+        ds.PixelSpacing = [f"{pixel_mm:.6g}", f"{pixel_mm:.6g}"]
+    ds.PixelData = frames.tobytes()
+    path = Path(path)
+    ds.save_as(path, enforce_file_format=True)
+    return path
