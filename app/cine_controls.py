@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.cine import CinePlayer
-from .key_guards import text_field_has_focus
+from .keys import text_field_has_focus
 
 
 class CineControls(QWidget):

@@ -42,7 +42,7 @@ from ..core.exam.dating import EDD, GA_AT_EXAM, LMP, format_ga_days
 from ..core.exam.grouping import FrameKey, frame_key
 from ..core.exam.values import LABELS, ParameterValue, choose_frames, exam_values, unusable_reason
 from ..core.report.content import frame_name
-from .key_guards import EnterApplies
+from .keys import EnterApplies
 
 NOT_ENTERED = ""
 KINDS = ((NOT_ENTERED, "Not entered"), (LMP, "LMP"), (EDD, "EDD"), (GA_AT_EXAM, "GA at exam date"))

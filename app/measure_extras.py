@@ -36,7 +36,7 @@ from .caliper_item import BpdOuterInnerCaliper
 from .cine_controls import CineControls
 from .exam_panel import ExamPanel
 from .exam_wiring import ExamWiring
-from .key_guards import text_field_has_focus
+from .keys import text_field_has_focus
 from .workers import FrameKey
 
 FRAME_TAB, EXAM_TAB = "Frame", "Exam"
