@@ -42,6 +42,10 @@ _OUTSIDE_MARGIN = 0.08  # of the semi-minor axis, sampled outside the far outer 
 _BAND_SEARCH = 0.40  # the far skull's peak is looked for within this fraction of b inwards
 _BACKGROUND_SPAN = (0.45, 0.85)  # brain samples, as fractions of b inwards from the far border
 _MIN_CONTRAST = 0.05  # band peak above the brain, in frame intensity (0..1)
+# A fetal skull is 1-3 mm thick at BPDs of 20-95 mm. On 200 HC18 frames (every 4th, annotated
+# ellipses) the far band measured a median 3.7 % of the BPD, 6.5 % at the 90th percentile and up
+# to 24 % where the border followed brain echoes: beyond 10 % the inner border is not trusted.
+MAX_THICKNESS_FRACTION = 0.10
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,14 @@ def bpd_outer_inner(image: np.ndarray, ellipse_px: Ellipse, spacing: Spacing) ->
     direction = (centre - far) / np.hypot(*(centre - far))
     far_inner = far + inwards * direction
     outer_inner = caliper_length(tuple(near), tuple(far_inner), spacing)
+    thickness = outer_outer - outer_inner
+    if thickness > MAX_THICKNESS_FRACTION * outer_outer:
+        note = (
+            f"the far skull band measures {thickness:.1f} {spacing.unit}, "
+            f"{thickness / outer_outer:.0%} of the BPD: thicker than a fetal skull, so its inner "
+            "border is not trusted (place the caliper by hand)"
+        )
+        return SkullBpd(outer_outer, None, None, spacing.unit, tuple(near), tuple(far), None, note)
     return SkullBpd(
         outer_outer=outer_outer,
         outer_inner=outer_inner,

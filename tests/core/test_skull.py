@@ -65,3 +65,20 @@ def test_near_end_is_the_one_higher_in_the_image() -> None:
     ellipse = Ellipse.normalised(200, 135, 120, 100, math.radians(30))
     near, far = minor_axis_ends(ellipse, Spacing.square(0.14, "csv"))
     assert near[1] < far[1]
+
+
+def test_a_band_thicker_than_a_fetal_skull_gives_no_outer_inner_value() -> None:
+    # A bright band reaching a quarter of the way in (brain echoes next to the skull) must not
+    # become a BPD outer-to-inner a fifth shorter than outer-to-outer.
+    import cv2
+    from hc_studio.core.ellipse import Ellipse
+    from hc_studio.core.skull import MAX_THICKNESS_FRACTION, bpd_outer_inner
+    from hc_studio.core.spacing import Spacing
+
+    image = np.full((400, 400), 0.2, np.float32)
+    cv2.ellipse(image, (200, 200), (150, 120), 0, 0, 360, 0.9, -1)
+    cv2.ellipse(image, (200, 200), (110, 80), 0, 0, 360, 0.2, -1)  # a 40 px "skull"
+    result = bpd_outer_inner(image, Ellipse(200.0, 200.0, 150.0, 120.0, 0.0), Spacing.square(0.1))
+    assert result.outer_inner is None and result.far_inner_xy is None
+    assert "thicker than a fetal skull" in result.note
+    assert MAX_THICKNESS_FRACTION == 0.10
