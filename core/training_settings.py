@@ -224,6 +224,15 @@ class DataSettings:
         metavar="F",
         group="data",
     )
+    mask_label: int | None = setting(
+        None,
+        "The head's value in label-map masks (e.g. 2 for PSFHS); a mask with several values "
+        "is refused without it.",
+        type=int,
+        metavar="N",
+        group="data",
+        default_text="none: binary masks and outlines",
+    )
     pixel_csv: Path | None = setting(
         None,
         "HC18-style 'filename,pixel size(mm)' CSV.",

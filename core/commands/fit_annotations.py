@@ -13,7 +13,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from .common import add_spacing_arguments, say
+from .common import add_mask_label_argument, add_spacing_arguments, say
 
 HELP = "fit ellipses to annotation masks/outlines and report HC (checks reference HCs)"
 ORIGIN = "annotation"
@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "folder", type=Path, metavar="DIR", help="HC18 training folder, or images/ + masks/"
     )
     add_spacing_arguments(parser)
+    add_mask_label_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="CSV", help="output CSV")
 
 
@@ -56,10 +57,14 @@ def run(args: argparse.Namespace) -> int:
     from ..measure import record_from_ellipse
 
     result = import_labelled_folder(
-        args.folder, pixel_csv=args.pixel_csv, pixel_mm=args.pixel_size, load_pixels=False
+        args.folder,
+        pixel_csv=args.pixel_csv,
+        pixel_mm=args.pixel_size,
+        load_pixels=False,
+        mask_label=args.mask_label,
     )
-    for problem in result.problems:
-        say(f"skipped {problem}")
+    for line in result.report_lines():
+        say(line)
     references = read_reference_hc(args.pixel_csv) if args.pixel_csv else {}
     records, reference_hc, difference = [], [], []
     for pair in result.pairs:

@@ -172,3 +172,23 @@ def test_a_damaged_cache_is_reported_and_rebuilt(phantom_labelled, tmp_path, dam
     statuses.clear()
     prepare_data(options, cache, statuses.append)  # the rebuilt cache is whole again
     assert statuses[0].startswith("loaded")
+
+
+def test_mask_label_reaches_the_training_import(tmp_path) -> None:
+    from hc_studio.core.training.commands.train import data_options
+    from hc_studio.core.training_settings import DataSettings, TrainSettings
+
+    head = rasterize_ellipse(Ellipse(40.0, 30.0, 20.0, 14.0, 0.3), (60, 80)).astype(np.uint8)
+    label_map = head * 2
+    label_map[50:58, 2:10] = 1  # another structure, label 1
+    for index in range(3):
+        for sub, pixels in (("images", (head * 200 + 20).astype(np.uint8)), ("masks", label_map)):
+            (tmp_path / "clinic" / sub).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "clinic" / sub / f"f{index}.png"), pixels)
+    data = DataSettings(labelled_dir=tmp_path / "clinic", val_fraction=0.0)
+    with pytest.raises(NoLabelledDataError):
+        prepare_data(data_options(data, TrainSettings(image_size=(32, 48))))
+    chosen = DataSettings(labelled_dir=tmp_path / "clinic", val_fraction=0.0, mask_label=2)
+    options = data_options(chosen, TrainSettings(image_size=(32, 48)))
+    assert options.mask_label == 2
+    assert len(prepare_data(options).labelled) == 3

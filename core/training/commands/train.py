@@ -117,6 +117,7 @@ def data_options(data: DataSettings, settings: TrainSettings):
         val_fraction=0.0 if data.val_dir is not None else data.val_fraction,
         labelled_fraction=data.labelled_fraction,
         pixel_csv=data.pixel_csv,
+        mask_label=data.mask_label,
         image_size=tuple(settings.image_size),
         seed=settings.seed,
     )
