@@ -22,7 +22,7 @@ listed (`frames_worse`) whatever the verdict: an average gain can hide single fr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,9 +244,11 @@ def compare_models(
     progress: Callable[[str], None] | None = None,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
+    only: Collection[str] | None = None,
 ) -> dict:
     """Score both ONNX models on the labelled `folder` and compare them (`compare_scores`).
 
+    `only`: the image file names to judge on (e.g. a run's held-out frames); None: all.
     The report also names the models and lists the frames that could not be imported.
     Raises ValueError when the folder has no usable labelled frame.
     """
@@ -258,13 +260,15 @@ def compare_models(
     imported = import_labelled_folder(folder, pixel_csv, pixel_mm, False, mask_label=mask_label)
     for line in imported.report_lines():
         say(line)
-    if not imported.pairs:
+    wanted = None if only is None else set(only)
+    pairs = [p for p in imported.pairs if wanted is None or p.image_path.name in wanted]
+    if not pairs:
         raise ValueError(f"{Path(folder).name}: no usable labelled frame to compare on")
     scores: dict[str, list[FrameScores]] = {}
     for role, path in (("candidate", candidate), ("current", current)):
         engine = SegmentationEngine(Path(path), device=device)
-        say(f"scoring {len(imported.pairs)} frames with the {role} model {Path(path).name}")
-        scores[role] = [scores_from_result(evaluate_pair(p, engine)) for p in imported.pairs]
+        say(f"scoring {len(pairs)} frames with the {role} model {Path(path).name}")
+        scores[role] = [scores_from_result(evaluate_pair(p, engine)) for p in pairs]
     report = compare_scores(scores["candidate"], scores["current"], samples, seed)
     report["candidate_model"], report["current_model"] = str(candidate), str(current)
     report["import_problems"] = [

@@ -370,7 +370,9 @@ def _checked_values(settings_type: type, data: Any) -> dict[str, Any]:
 def _checked(item: dataclasses.Field, value: Any) -> Any:
     default = default_of(item)
     ok: bool
-    if default is None:  # an optional path
+    if default is None and item.metadata.get("type") is int:  # an optional number
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+    elif default is None:  # an optional path
         ok = value is None or isinstance(value, str)
         value = Path(value) if isinstance(value, str) else value
     elif isinstance(default, bool):

@@ -210,7 +210,10 @@ def test_use_this_model_refuses_a_run_without_validation_or_end(
     assert window.current_model_path() == before
 
 
-def test_use_this_model_takes_a_finished_validated_run(qtbot, train_tab, warnings_shown):
+def test_use_this_model_compares_first_then_takes_a_finished_validated_run(
+    qtbot, train_tab, warnings_shown
+):
+    from hc_studio.core.comparison import FrameScores, compare_scores
     from hc_studio.core.events import Done, Start, Validation
 
     folder = train_tab.settings.runs_folder() / "good"
@@ -219,10 +222,15 @@ def test_use_this_model_takes_a_finished_validated_run(qtbot, train_tab, warning
         Validation(iteration=12, dice=0.9, best=True),
         Done(iteration=12, best_dice=0.9),
     ])  # fmt: skip
+    frames = [FrameScores(f"f{i}", f"p{i}", 0.8 + 0.004 * i) for i in range(25)]
+    better = [FrameScores(f.file, f.patient, f.dice + 0.05) for f in frames]
+    train_tab.promotion.runner = lambda request: (compare_scores(better, frames), {})
     train_tab.refresh_runs()
     train_tab.runs_table.selectRow(0)
     with qtbot.waitSignal(train_tab.modelChosen) as chosen:
         train_tab.use_selected_model()
+        qtbot.waitUntil(lambda: train_tab.promotion.dialog is not None)
+        train_tab.promotion.dialog.use_button.click()
     assert chosen.args == [folder / "model.onnx"] and warnings_shown == []
 
 
