@@ -104,6 +104,8 @@ class PromotionDialog(QDialog):
         self.plot = pg.PlotWidget()
         self.plot.addLegend(offset=(-5, 5))
         self.plot.showGrid(x=True, y=True, alpha=0.3)
+        for side in ("left", "bottom"):  # Dice differences read as they are, not in milli-units
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         if report is not None:
             self._fill(report)
             layout.addWidget(self.table)

@@ -10,7 +10,7 @@ from test_train_command import of_type, train
 
 
 def test_adapt_ends_with_the_comparison_on_the_held_out_frames(
-    capsys, phantom_labelled, tmp_path
+    capsys, phantom_labelled, phantom_unlabelled, tmp_path
 ) -> None:
     base = ["--labeled", str(phantom_labelled), "--image-size", "64", "96", "--batch-size", "2"]
     first = tmp_path / "in_use"
@@ -20,6 +20,7 @@ def test_adapt_ends_with_the_comparison_on_the_held_out_frames(
     adapted = tmp_path / "adapted"
     code, events, err = train(
         capsys, *base, "--iterations", "1", "--val-fraction", "0.3", "--adapt",
+        "--unlabeled", str(phantom_unlabelled),
         "--init", str(RunFolder(first).model_file), "--out", str(adapted),
     )  # fmt: skip
     assert (adapted / "comparison.json").is_file(), err[-2000:]
@@ -27,6 +28,9 @@ def test_adapt_ends_with_the_comparison_on_the_held_out_frames(
     assert report["current_model"] == str(RunFolder(first).model_file)
     assert report["frames"] == 3  # the validation share of ten patients, not the training frames
     assert report["verdict"] == "too few frames" and code == 0
+    saved = json.loads(RunFolder(adapted).run_file.read_text())["settings"]
+    assert saved["method"] == "ersr"  # the adapt default, as measured; --iterations was given
+    assert saved["iterations"] == 1
     said = [event.message for event in of_type(events, Status)]
     assert any(m.startswith("comparing the new model with model.onnx on 3 held-out") for m in said)
     assert "verdict: too few frames" in said
