@@ -131,7 +131,14 @@ def test_real_trainer_runs_to_done_and_its_model_can_be_used(qtbot, window, trai
     run = train_tab.selected_run()
     assert run.state == "done" and run.iteration == 4 and run.model_path is not None
     assert train_tab.plots.loss_data  # curves were drawn from the live events
-    train_tab.use_selected_model()
+    train_tab.use_selected_model()  # compared with the model in use on the held-out phantoms
+    qtbot.waitUntil(lambda: train_tab.promotion.dialog is not None, timeout=60000)
+    dialog = train_tab.promotion.dialog
+    assert "too few frames" in dialog.verdict_label.text()  # a share of six phantoms
+    assert not dialog.use_button.isEnabled()
+    dialog.reason_edit.setText("a test of the whole path")
+    with qtbot.waitSignal(train_tab.modelChosen):
+        dialog.use_button.click()
     assert window.settings.model_path() == str(run.model_path)
     assert window.current_model_path() == run.model_path
 
