@@ -192,3 +192,26 @@ def test_mask_label_reaches_the_training_import(tmp_path) -> None:
     options = data_options(chosen, TrainSettings(image_size=(32, 48)))
     assert options.mask_label == 2
     assert len(prepare_data(options).labelled) == 3
+
+
+def test_an_exported_correction_folder_trains_as_it_is(tmp_path) -> None:
+    from hc_studio.core.correction_export import export_accepted
+    from hc_studio.core.phantom import make_phantom
+    from hc_studio.core.records import MeasurementRecord
+    from hc_studio.core.spacing import Spacing
+
+    records = []
+    for seed in range(3):
+        phantom = make_phantom((96, 128), seed=seed)
+        path = tmp_path / "exam" / f"frame{seed}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), np.round(phantom.image * 255).astype(np.uint8))
+        records.append(
+            MeasurementRecord(
+                str(path), 0, Spacing.square(0.2), ellipse_px=phantom.ellipse_px, accepted=True
+            )
+        )
+    export_accepted(records, tmp_path / "learned")
+    options = DataOptions(labelled_dir=tmp_path / "learned", image_size=(32, 48), val_fraction=0)
+    prepared = prepare_data(options)
+    assert len(prepared.labelled) == 3 and not prepared.problems
