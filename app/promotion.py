@@ -198,6 +198,10 @@ class PromotionController(QObject):
         if current is None:  # nothing to compare with: the dialog asks for a reason
             self._show(None, {})
             return
+        saved = saved_comparison(run, current)
+        if saved is not None:  # the adapt run compared them already, on its held-out frames
+            self._show(*saved)
+            return
         self.statusMessage.emit(f"Comparing {run.name}'s model with the model in use…")
         request = ComparisonRequest(Path(run.model_path), Path(current), run.folder, device)
         self.pool.start(_ComparisonJob(self.runner, request, self.signals))
@@ -263,6 +267,23 @@ class PromotionController(QObject):
         self.modelChosen.emit(Path(entry.model))
         self.statusMessage.emit(f"Measuring with the previous model {Path(entry.model).name}")
         return Path(entry.model)
+
+
+def saved_comparison(run: RunSummary, current: Path) -> tuple[dict, dict] | None:
+    """(report, the run's data settings) from the run's comparison.json when it compares this
+    run's model with `current` (written by `train --adapt`); None otherwise."""
+    from ..core.run_folder import RunFileError, RunFolder
+
+    try:
+        report = json.loads((run.folder / COMPARISON_FILE).read_text(encoding="utf-8"))
+        same = Path(report["candidate_model"]).resolve() == Path(run.model_path).resolve()
+        same = same and Path(report["current_model"]).resolve() == Path(current).resolve()
+        saved = RunFolder(run.folder).read_run_file()
+    except (OSError, ValueError, KeyError, TypeError, RunFileError):
+        return None
+    if not same or not {"verdict", "frames_scored", "current", "candidate"} <= report.keys():
+        return None
+    return report, {} if saved is None else saved.data.to_dict()
 
 
 def _jsonable(data: dict) -> dict:

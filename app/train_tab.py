@@ -347,6 +347,7 @@ class TrainTab(QWidget):
             image_size=(self.height_spin.value(), self.width_spin.value()),
             device=self.device_combo.currentData(),
             init_weights=self._init_weights(),
+            adapt=self.init_combo.currentData() == INIT_CURRENT,
         )
 
     # Running -----------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ class TrainForm:
     image_size: tuple[int, int] = default_of(_field(TrainSettings, "image_size"))
     device: str = "auto"
     init_weights: Path | None = None
+    # Fine-tuning the model in use: the run ends with the comparison on its held-out frames
+    # (`train --adapt`), so "Use this model" can show it without computing it again.
+    adapt: bool = False
 
     def problem(self) -> str | None:
         """Why a run cannot start with these values, or None."""
@@ -89,6 +92,8 @@ class TrainForm:
             arguments += [_flag(DataSettings, "unlabelled_dir"), str(data.unlabelled_dir)]
         if self.init_weights is not None:
             arguments += ["--init", str(self.init_weights)]
+            if self.adapt and self.init_weights.suffix.lower() == ".onnx":
+                arguments.append("--adapt")
         return arguments
 
 

@@ -196,3 +196,39 @@ def test_the_real_comparison_judges_on_the_runs_held_out_frames(tmp_path, tiny_o
     report, data = run_comparison(request)
     assert report["frames"] == 3  # half of six patients held out, as the trainer split them
     assert report["verdict"] == "too few frames" and data["val_fraction"] == 0.5
+
+
+def test_the_adapt_runs_own_comparison_is_shown_without_computing_it_again(qtbot, window) -> None:
+    tab = window.train_tab
+    current = window.current_model_path()
+    folder = run_folder(tab, "adapted")
+    report = fake_report(+0.04)
+    report.update(candidate_model=str(folder / "model.onnx"), current_model=str(current))
+    (folder / "comparison.json").write_text(json.dumps(report))
+
+    def not_again(request):
+        raise AssertionError("the comparison was computed again")
+
+    tab.promotion.runner = not_again
+    tab.refresh_runs()
+    tab.runs_table.selectRow(0)
+    tab.use_selected_model()
+    assert (
+        tab.promotion.dialog is not None and "better" in tab.promotion.dialog.verdict_label.text()
+    )
+    tab.promotion.dialog.reject()
+    # against another model in use, the saved report does not count
+    (folder / "comparison.json").write_text(json.dumps({**report, "current_model": "other.onnx"}))
+    errors = []
+    tab.errorMessage.connect(errors.append)
+    tab.use_selected_model()
+    qtbot.waitUntil(lambda: bool(errors))
+    assert "computed again" in errors[0]
+
+
+def test_the_tab_fine_tunes_the_model_in_use_as_the_adapt_flow(window) -> None:
+    tab = window.train_tab
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("current"))
+    assert tab.form().adapt and tab.form().init_weights == window.current_model_path()
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("scratch"))
+    assert not tab.form().adapt
