@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from hc_studio.core.events import Error, Status
@@ -29,8 +30,7 @@ def test_adapt_ends_with_the_comparison_on_the_held_out_frames(
     assert report["frames"] == 3  # the validation share of ten patients, not the training frames
     assert report["verdict"] == "too few frames" and code == 0
     saved = json.loads(RunFolder(adapted).run_file.read_text())["settings"]
-    assert saved["method"] == "ersr"  # the adapt default, as measured; --iterations was given
-    assert saved["iterations"] == 1
+    assert saved["iterations"] == 1  # given, so not the adapt default
     said = [event.message for event in of_type(events, Status)]
     assert any(m.startswith("comparing the new model with model.onnx on 3 held-out") for m in said)
     assert "verdict: too few frames" in said
@@ -42,3 +42,12 @@ def test_adapt_refuses_to_run_without_held_out_frames(capsys, phantom_labelled, 
         "--init", str(tmp_path / "model.onnx"), "--out", str(tmp_path / "run"),
     )  # fmt: skip
     assert code != 0 and "needs held-out frames" in of_type(events, Error)[-1].message
+
+
+def test_adapt_defaults_fill_only_what_was_not_given(tmp_path) -> None:
+    from hc_studio.core.training.adapt import ADAPT_DEFAULTS, resolve_init
+
+    args = argparse.Namespace(adapt=True, resume=False, init=tmp_path / "in_use.onnx", iterations=5)
+    resolve_init(args)
+    assert (args.method, args.iterations, args.batch_size) == ("supervised", 5, 4)
+    assert ADAPT_DEFAULTS["iterations"] == 700
