@@ -4,7 +4,7 @@ accepted frames as a labelled folder for training (learning from the person's co
 The report actions are `app.report_actions.ReportActions` fed from the session: the exams of the
 Measure tab (with their GA by dates), the records, the correction log built from each accepted
 frame's automatic and final record (who: the operator, a setting of the window), and the model
-details of the engine in use. The labelled folder is written by `core.labelled_export`.
+details of the engine in use. The labelled folder is written by `core.correction_export`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
-from ..core.labelled_export import export_labelled_folder
+from ..core.correction_export import export_accepted
 from ..core.report import model_details
 from ..core.session import MeasureSession
 from .report_actions import ReportActions
@@ -112,13 +112,13 @@ class FileExports(QObject):
                 return None
             self.settings.set_last_folder("labelled", Path(folder).parent)
         try:
-            result = export_labelled_folder(self.session.accepted_records(), folder)
+            result = export_accepted(self.session.accepted_records(), folder)
         except (OSError, ValueError) as error:
             QMessageBox.warning(self._parent, LABELLED_TITLE, f"Not written: {error}")
             return None
-        lines = [f"{len(result.written)} frame(s) written to {result.folder}"]
-        if result.left_out:
-            lines += ["Left out:", *result.left_out]
+        lines = [f"{len(result.names)} frame(s) written to {result.folder}"]
+        if result.skipped:
+            lines += ["Left out:", *(f"{what}: {why}" for what, why in result.skipped)]
         lines.append(f"Train on them: hc-studio train --labeled {result.folder} ...")
         QMessageBox.information(self._parent, LABELLED_TITLE, "\n".join(lines))
         return result.folder

@@ -47,6 +47,7 @@ from ..core.training_session import (
     run_row,
     short_path,
 )
+from .promotion import PromotionController
 from .settings import AppSettings
 from .train_parts import DataBox, DeviceProbe, LivePlots
 from .train_process import TrainProcess, train_command
@@ -77,6 +78,7 @@ class TrainTab(QWidget):
         self.unavailable = cli.training_unavailable()
         self._run_started_at = 0.0
         self._device_probe: DeviceProbe | None = None
+        self.promotion = PromotionController(self, self.settings.runs_folder)
         self._build()
         self._connect()
         self.refresh_runs()
@@ -215,11 +217,20 @@ class TrainTab(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.use_model_button = QPushButton("Use this model")
-        self.use_model_button.setToolTip("Measure and Batch use this run's model from now on")
+        self.use_model_button.setToolTip(
+            "Compare this run's model with the model in use on the run's held-out frames, "
+            "then measure with it (Measure and Batch)"
+        )
+        self.previous_model_button = QPushButton("Use previous model")
         self.resume_button = QPushButton("Resume")
         self.refresh_button = QPushButton("Refresh")
         buttons = QHBoxLayout()
-        for button in (self.use_model_button, self.resume_button, self.refresh_button):
+        for button in (
+            self.use_model_button,
+            self.previous_model_button,
+            self.resume_button,
+            self.refresh_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addWidget(self.runs_table, 1)
@@ -236,6 +247,15 @@ class TrainTab(QWidget):
         self.start_button.clicked.connect(self.start_run)
         self.stop_button.clicked.connect(self.stop_run)
         self.use_model_button.clicked.connect(self.use_selected_model)
+        self.previous_model_button.clicked.connect(self.promotion.use_previous)
+        self.promotion.modelChosen.connect(self.modelChosen)
+        self.promotion.statusMessage.connect(self.statusMessage)
+        self.promotion.errorMessage.connect(self.errorMessage)
+        self.promotion.historyChanged.connect(
+            lambda: self.previous_model_button.setEnabled(
+                self.promotion.previous_model() is not None
+            )
+        )
         self.resume_button.clicked.connect(self.resume_selected)
         self.refresh_button.clicked.connect(self.refresh_runs)
         self.runs_table.itemSelectionChanged.connect(self._on_run_selected)
@@ -327,6 +347,7 @@ class TrainTab(QWidget):
             image_size=(self.height_spin.value(), self.width_spin.value()),
             device=self.device_combo.currentData(),
             init_weights=self._init_weights(),
+            adapt=self.init_combo.currentData() == INIT_CURRENT,
         )
 
     # Running -----------------------------------------------------------------------------------
@@ -472,6 +493,7 @@ class TrainTab(QWidget):
     def _on_run_selected(self) -> None:
         run = self.selected_run()
         self.use_model_button.setEnabled(run is not None and run.model_path is not None)
+        self.previous_model_button.setEnabled(self.promotion.previous_model() is not None)
         self.resume_button.setEnabled(
             run is not None and run.resumable and not self.is_running() and not self.unavailable
         )
@@ -493,15 +515,15 @@ class TrainTab(QWidget):
             self.plots.clear()
 
     def use_selected_model(self) -> None:
-        """Measure with the selected run's model: only a finished, validated run's."""
+        """Propose the selected run's model (a finished, validated run's): it is compared with
+        the model in use on the run's held-out frames before it may be used (`promotion`)."""
         run = self.selected_run()
         refusal = "Select a run first." if run is None else run.refusal_to_use()
         if refusal:
             QMessageBox.warning(self, "This model is not used", refusal)
             self.errorMessage.emit(refusal)
             return
-        self.modelChosen.emit(run.model_path)
-        self.statusMessage.emit(f"Measuring with {run.name}'s model from now on")
+        self.promotion.propose(run, self._current_model, self.device_combo.currentData())
 
     # Closing -----------------------------------------------------------------------------------
     def confirm_close(self, ask: Callable[[], bool] | None = None) -> bool:
@@ -534,5 +556,6 @@ class TrainTab(QWidget):
 
     def shutdown(self) -> None:
         self.process.kill_and_wait()
+        self.promotion.pool.waitForDone(30000)
         self._end_probe()
         self.data_box.shutdown()

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "measure": "hc_studio.core.commands.measure",
     "fit-annotations": "hc_studio.core.commands.fit_annotations",
     "evaluate": "hc_studio.core.commands.evaluate",
+    "compare": "hc_studio.core.commands.compare",
     "train": "hc_studio.core.training.commands.train",
     "export": "hc_studio.core.training.commands.export",
     "pretrain": "hc_studio.core.training.commands.pretrain",

@@ -5,8 +5,8 @@ Two labelled layouts are recognised:
 - "hc18": `NNN_HC.png` beside `NNN_HC_Annotation.png` (a 1-pixel ellipse outline). The mask is
   the filled ellipse fitted to the outline's own pixel coordinates (the HC18 reference
   definition), rasterised: pixels whose centre lies inside the ellipse.
-- "images-masks": `images/<stem>.<any>` with `masks/<stem>.<any image>`. A filled mask stays as it
-  is; a closed drawn outline is filled as drawn (holes filled).
+- "images-masks": `images/<stem>.<any>` with `masks/<stem>.<any image>`: binary masks, label maps
+  (with `mask_label`) and outlines, closed or not, as `core.label_masks` reads them.
 
 Problems with single files never stop an import: they are collected as `ImportProblem`s.
 """
@@ -14,24 +14,23 @@ Problems with single files never stop an import: they are collected as `ImportPr
 from __future__ import annotations
 
 import errno
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from skimage import measure
 
-from .ellipse import (
-    MIN_FIT_POINTS,
-    Ellipse,
-    fill_holes,
-    fit_ellipse_to_points,
-    rasterize_ellipse,
+from .ellipse import Ellipse
+from .io import (
+    FrameReadError,
+    count_frames,
+    find_frame_files,
+    load_frames,
+    read_frame,
+    read_mask_levels,
 )
-from .io import FrameReadError, count_frames, find_frame_files, load_frames, read_frame, read_grey
 from .io.images import STILL_SUFFIXES
+from .label_masks import SOURCE_HC18, LabelProblem, describe_source, label_from_grey
 from .spacing import Spacing, lookup_csv_size, read_pixel_csv, spacing_for_file
 from .split import (
     PATIENTS_CSV,
@@ -58,14 +57,6 @@ LAYOUT_HC18 = "hc18"
 LAYOUT_IMAGES_MASKS = "images-masks"
 LAYOUT_UNLABELLED = "unlabelled"
 HC18_ANNOTATION_SUFFIX = "_Annotation"
-# A connected part of a mask smaller than this share of the largest part is a speck (drawing or
-# compression noise) and is dropped; a larger one makes the mask "several blobs".
-SIGNIFICANT_BLOB_SHARE = 0.05
-# A filled mask covering less than this share of its fitted ellipse is not a head (e.g. a crescent).
-MIN_FILL_OF_ELLIPSE = 0.5
-# A region whose widest inscribed disc is narrower than this radius is a stroke, not a region.
-MIN_REGION_RADIUS_PX = 3.0
-MIN_SEMI_AXIS_PX = 1.0  # a thinner fit is a line, not a head
 
 
 class DatasetLayoutError(ValueError):
@@ -88,8 +79,10 @@ class LabelledPair:
     `image` is (H, W) float32 0..1 and `mask` (H, W) bool (the filled head), or both None when
     imported with `load_pixels=False` (then `read_image()` / `read_mask()` read them again).
     `ellipse_px` is in pixel coordinates: the reference ellipse for an HC18 outline, else the fit
-    to the filled mask's boundary. `mask_source` says how the mask was made: "hc18-outline",
-    "outline" (a drawn contour, filled) or "filled".
+    to the filled mask's boundary (or to an open outline's pixels). `mask_source` says how the
+    mask was made (see `core.label_masks`): "hc18-outline", "outline" (a closed contour,
+    filled), "open-outline" (the ellipse fitted to an outline with a gap) or "filled";
+    `mask_label` is the label taken from a label map, None for a binary mask.
     """
 
     image_path: Path
@@ -100,6 +93,11 @@ class LabelledPair:
     spacing: Spacing
     ellipse_px: Ellipse | None
     mask_source: str = "filled"
+    mask_label: int | None = None
+
+    def describe(self) -> str:
+        """How the label of this frame was made, in words."""
+        return describe_source(self.mask_source, self.mask_label)
 
     def read_image(self) -> np.ndarray:
         if self.image is not None:
@@ -109,8 +107,8 @@ class LabelledPair:
     def read_mask(self) -> np.ndarray:
         if self.mask is not None:
             return self.mask
-        hc18 = self.mask_source == "hc18-outline"
-        return _label_from_grey(read_grey(self.mask_path), hc18)[0]
+        hc18 = self.mask_source == SOURCE_HC18
+        return label_from_grey(read_mask_levels(self.mask_path), hc18, True, self.mask_label).mask
 
 
 @dataclass
@@ -143,122 +141,12 @@ class ImportResult:
     layout: str
     unlabelled: list[UnlabelledFrame] = field(default_factory=list)
 
-
-class _LabelProblem(Exception):
-    """A mask that cannot be used; the message is the problem shown to the user."""
-
-
-# --- ellipse helpers -------------------------------------------------------------------------
-
-
-def _fit_ellipse_xy(xy: np.ndarray) -> Ellipse:
-    """Least-squares ellipse through (N, 2) pixel points (x, y).
-
-    Fitted in pixel coordinates even for anisotropic spacing: OpenCV's fit is equivariant under
-    scaling each axis, so fitting mm coordinates and mapping back gives the same ellipse.
-    """
-    if len(xy) < MIN_FIT_POINTS:
-        raise _LabelProblem(f"no ellipse fits the mask (only {len(xy)} boundary points)")
-    try:
-        ellipse = fit_ellipse_to_points(xy)
-    except (ValueError, np.linalg.LinAlgError):
-        raise _LabelProblem("no ellipse fits the mask (degenerate)") from None
-    if ellipse.b < MIN_SEMI_AXIS_PX:
-        raise _LabelProblem("no ellipse fits the mask (degenerate: a line or a dot)")
-    return ellipse
-
-
-def _boundary_xy(filled: np.ndarray) -> np.ndarray:
-    """(N, 2) points (x, y) of the filled region's outer 0.5 iso-contour (sub-pixel, unbiased:
-    halfway between inside and outside pixel centres)."""
-    padded = np.pad(filled.astype(np.float32), 1)
-    contours = measure.find_contours(padded, 0.5)
-    if not contours:
-        return np.zeros((0, 2))
-    rows_cols = max(contours, key=len) - 1.0  # undo the padding
-    return rows_cols[:, ::-1]
-
-
-# --- masks -----------------------------------------------------------------------------------
-
-
-def _binarise(grey: np.ndarray) -> np.ndarray:
-    """Foreground = above half the mask's maximum: works for 0/1, 0/255 and 16-bit masks and
-    ignores JPEG ringing near zero."""
-    top = float(grey.max()) if grey.size else 0.0
-    if top <= 0.0:
-        raise _LabelProblem("mask is empty")
-    return grey > top / 2
-
-
-def _significant_blobs(binary: np.ndarray) -> list[np.ndarray]:
-    """The connected parts (8-connected) of `binary` that are not specks, largest first."""
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
-        binary.astype(np.uint8), connectivity=8
-    )
-    if n_labels <= 1:
-        raise _LabelProblem("mask is empty")
-    sizes = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(sizes >= SIGNIFICANT_BLOB_SHARE * sizes.max())
-    keep = keep[np.argsort(-sizes[keep])]
-    return [labels == part + 1 for part in keep]
-
-
-def _single_blob(binary: np.ndarray) -> np.ndarray:
-    blobs = _significant_blobs(binary)
-    if len(blobs) > 1:
-        raise _LabelProblem(f"mask has {len(blobs)} separate blobs; expected one head")
-    return blobs[0]
-
-
-def _inscribed_radius(region: np.ndarray) -> float:
-    """Radius (px) of the widest disc that fits inside `region` (Euclidean distance map)."""
-    padded = np.pad(region.astype(np.uint8), 1)
-    return float(cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max())
-
-
-def _rasterise(ellipse: Ellipse, shape: tuple[int, int]) -> np.ndarray:
-    """`rasterize_ellipse` evaluated only over the ellipse's bounding box (same pixels, faster)."""
-    height, width = shape
-    reach = ellipse.a + 1
-    x0, y0 = max(0, math.floor(ellipse.cx - reach)), max(0, math.floor(ellipse.cy - reach))
-    x1 = min(width, math.ceil(ellipse.cx + reach) + 1)
-    y1 = min(height, math.ceil(ellipse.cy + reach) + 1)
-    mask = np.zeros(shape, bool)
-    if x0 < x1 and y0 < y1:
-        local = Ellipse(ellipse.cx - x0, ellipse.cy - y0, ellipse.a, ellipse.b, ellipse.angle)
-        mask[y0:y1, x0:x1] = rasterize_ellipse(local, (y1 - y0, x1 - x0))
-    return mask
-
-
-def _label_from_grey(
-    grey: np.ndarray, hc18_outline: bool, want_mask: bool = True
-) -> tuple[np.ndarray | None, Ellipse, str]:
-    """(filled mask (H, W) bool, ellipse in pixels, mask_source) from a mask image.
-
-    The mask is None when not `want_mask` and it is not needed to check the label (HC18).
-    Raises _LabelProblem for an empty mask, several blobs, an open outline or no ellipse.
-    """
-    binary = _binarise(grey)
-    if hc18_outline:
-        ring = binary & _single_blob(fill_holes(binary))  # specks dropped
-        rows, cols = np.nonzero(ring)
-        ellipse = _fit_ellipse_xy(np.stack([cols, rows], axis=1))
-        mask = _rasterise(ellipse, binary.shape) if want_mask else None
-        return mask, ellipse, "hc18-outline"
-    if np.count_nonzero(binary) < MIN_FIT_POINTS:
-        raise _LabelProblem(f"no ellipse fits the mask (fewer than {MIN_FIT_POINTS} pixels)")
-    filled = fill_holes(_single_blob(binary))
-    # The widest inscribed disc tells a head (a region) from a stroke: a line, or an outline
-    # whose gap kept it from being filled.
-    if _inscribed_radius(filled) < MIN_REGION_RADIUS_PX:
-        raise _LabelProblem("mask is a line or an outline that is not closed; it cannot be filled")
-    ellipse = _fit_ellipse_xy(_boundary_xy(filled))
-    area = int(np.count_nonzero(filled))
-    if area < MIN_FILL_OF_ELLIPSE * math.pi * ellipse.a * ellipse.b:
-        raise _LabelProblem("mask is not a filled head (it covers under half of its ellipse)")
-    source = "outline" if area > 1.5 * np.count_nonzero(binary) else "filled"
-    return filled, ellipse, source
+    def report_lines(self) -> list[str]:
+        """One line per frame, sorted by name: what was imported and how, or why not."""
+        lines = [(p.image_path.name, f"imported: {p.describe()}") for p in self.pairs]
+        lines += [(f.image_path.name, "imported: unlabelled frame") for f in self.unlabelled]
+        lines += [(p.path.name, f"skipped: {p.problem}") for p in self.problems]
+        return [f"{name}: {what}" for name, what in sorted(lines)]
 
 
 # --- folders ---------------------------------------------------------------------------------
@@ -430,12 +318,13 @@ def _load_pair(
     csv_sizes: dict[str, float] | None,
     pixel_mm: float | None,
     load_pixels: bool,
+    mask_label: int | None = None,
 ) -> LabelledPair:
-    """Read and check one pair; raises FrameReadError or _LabelProblem (with the file)."""
+    """Read and check one pair; raises FrameReadError (with the file)."""
     frame = read_frame(image_path, 0)
     if frame.n_frames > 1:
         raise FrameReadError(image_path, f"has {frame.n_frames} frames; a labelled image is one")
-    grey_mask = read_grey(mask_path)
+    grey_mask = read_mask_levels(mask_path)
     if grey_mask.shape != frame.pixels.shape:
         raise FrameReadError(
             mask_path,
@@ -444,18 +333,19 @@ def _load_pair(
         )
     spacing = spacing_for_file(image_path, csv_sizes, pixel_mm)
     try:
-        mask, ellipse, source = _label_from_grey(grey_mask, hc18, want_mask=load_pixels)
-    except _LabelProblem as problem:
+        label = label_from_grey(grey_mask, hc18, want_mask=load_pixels, mask_label=mask_label)
+    except LabelProblem as problem:
         raise FrameReadError(mask_path, str(problem)) from None
     return LabelledPair(
         image_path=image_path,
         mask_path=mask_path,
         image=frame.pixels if load_pixels else None,
-        mask=mask if load_pixels else None,
+        mask=label.mask if load_pixels else None,
         patient=patient_id(image_path.name, patients),
         spacing=spacing,
-        ellipse_px=ellipse,
-        mask_source=source,
+        ellipse_px=label.ellipse,
+        mask_source=label.source,
+        mask_label=mask_label,
     )
 
 
@@ -464,9 +354,12 @@ def import_labelled_folder(
     pixel_csv: Path | None = None,
     pixel_mm: float | None = None,
     load_pixels: bool = True,
+    mask_label: int | None = None,
 ) -> ImportResult:
     """Import every image/mask pair of `folder` (layout detected, see the module docstring).
 
+    `mask_label` picks the head out of label-map masks (see `core.label_masks`); a label map
+    without it is refused per frame, with the values it holds.
     Spacing per image follows `spacing_for_file`: `pixel_mm` > `pixel_csv` (found automatically
     as a `*pixel_size*.csv` beside or inside the folder when not given) > DICOM > uncalibrated.
     Patients come from `patients.csv` in the folder when present (see `patient_id`).
@@ -487,7 +380,16 @@ def import_labelled_folder(
     for image_path, mask_path in pair_paths:
         try:
             pairs.append(
-                _load_pair(image_path, mask_path, hc18, patients, csv_sizes, pixel_mm, load_pixels)
+                _load_pair(
+                    image_path,
+                    mask_path,
+                    hc18,
+                    patients,
+                    csv_sizes,
+                    pixel_mm,
+                    load_pixels,
+                    mask_label,
+                )
             )
         except FrameReadError as error:
             problems.append(ImportProblem(error.path, error.problem))

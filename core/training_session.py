@@ -46,6 +46,9 @@ class TrainForm:
     image_size: tuple[int, int] = default_of(_field(TrainSettings, "image_size"))
     device: str = "auto"
     init_weights: Path | None = None
+    # Fine-tuning the model in use: the run ends with the comparison on its held-out frames
+    # (`train --adapt`), so "Use this model" can show it without computing it again.
+    adapt: bool = False
 
     def problem(self) -> str | None:
         """Why a run cannot start with these values, or None."""
@@ -89,6 +92,8 @@ class TrainForm:
             arguments += [_flag(DataSettings, "unlabelled_dir"), str(data.unlabelled_dir)]
         if self.init_weights is not None:
             arguments += ["--init", str(self.init_weights)]
+            if self.adapt and self.init_weights.suffix.lower() == ".onnx":
+                arguments.append("--adapt")
         return arguments
 
 
@@ -271,3 +276,171 @@ class LiveRun:
             hc_mae_mm=None,
             model_path=None,
         )
+
+
+# ---------------------------------------------------------------- promotion ("Use this model")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The labelled frames a run did not train on: its --val folder, or its validation share
+    of the labelled folder (`names`; None: every frame of `folder`)."""
+
+    folder: Path
+    names: frozenset[str] | None
+    mask_label: int | None
+    pixel_csv: Path | None
+    data: dict
+
+
+def held_out_frames(run_folder: str | Path) -> HeldOut:
+    """The run's held-out frames, split as the trainer split them (same pairs, fraction, seed).
+
+    Reads the labelled folder (no pixels kept): call it off the UI thread. Raises ValueError
+    when the run has no settings or held no frames out.
+    """
+    from .dataset import import_labelled_folder
+    from .run_folder import RunFolder
+    from .split import split_by_patient
+
+    saved = RunFolder(run_folder).read_run_file()
+    if saved is None:
+        raise ValueError(f"{Path(run_folder).name}: no run.json, so no held-out frames are known")
+    data = saved.data
+    described = data.to_dict()
+    if data.val_dir is not None:
+        return HeldOut(data.val_dir, None, data.mask_label, data.pixel_csv, described)
+    if data.labelled_dir is None or data.val_fraction <= 0:
+        raise ValueError(f"{Path(run_folder).name} held no labelled frames out to judge it on")
+    imported = import_labelled_folder(
+        data.labelled_dir, data.pixel_csv, None, False, mask_label=data.mask_label
+    )
+    _, held = split_by_patient(imported.pairs, data.val_fraction, saved.settings.seed)
+    names = frozenset(pair.image_path.name for pair in held)
+    return HeldOut(data.labelled_dir, names, data.mask_label, data.pixel_csv, described)
+
+
+COMPARISON_COLUMNS = ("Measure", "Model in use", "Candidate", "Difference [95% interval]")
+
+
+def _cell(stats: dict | None, key: str = "mean", digits: int = 4) -> str:
+    value = None if stats is None else stats.get(key)
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(interval: dict | None, digits: int) -> str:
+    if not interval or interval.get("mean") is None:
+        return "–"
+    mean, low, high = interval["mean"], interval["low"], interval["high"]
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def comparison_rows(report: dict) -> list[list[str]]:
+    """The promotion table: one row per figure, the model in use beside the candidate."""
+    current, candidate = report["current"], report["candidate"]
+    difference = report["difference"]
+    rows = [
+        ["Frames judged", str(report["frames_scored"]), str(report["frames_scored"]), ""],
+        [
+            "Dice (mean)",
+            _cell(current["dice"]),
+            _cell(candidate["dice"]),
+            _interval(difference["dice"], 4),
+        ],
+        ["Dice (median)", _cell(current["dice"], "median"), _cell(candidate["dice"], "median"), ""],
+    ]
+    if current["hd95_mm"]["n"] or candidate["hd95_mm"]["n"]:
+        rows.append(
+            [
+                "HD95 (mm)",
+                _cell(current["hd95_mm"], digits=2),
+                _cell(candidate["hd95_mm"], digits=2),
+                "",
+            ]
+        )
+    if current["hc_abs_error_mm"]["n"] or candidate["hc_abs_error_mm"]["n"]:
+        rows.append(
+            [
+                "HC error (mm)",
+                _cell(current["hc_abs_error_mm"], digits=2),
+                _cell(candidate["hc_abs_error_mm"], digits=2),
+                _interval(difference["hc_abs_error_mm"], 2),
+            ]
+        )
+        rows.append(
+            [
+                "HC bias [limits] (mm)",
+                _agreement(current["hc_bland_altman"]),
+                _agreement(candidate["hc_bland_altman"]),
+                "",
+            ]
+        )
+    rows.append(["Frames losing > 0.05 Dice", "", str(len(report["frames_worse"])), ""])
+    return rows
+
+
+def _agreement(agreement: dict | None) -> str:
+    if not agreement:
+        return "–"
+    return f"{agreement['bias']:+.2f} [{agreement['lower']:+.2f}, {agreement['upper']:+.2f}]"
+
+
+@dataclass(frozen=True)
+class AgreementPlot:
+    """A Bland-Altman plot's content: per series (name, means, differences, bias, lower, upper)."""
+
+    title: str
+    x_label: str
+    y_label: str
+    series: list[tuple[str, list[float], list[float], float, float, float]]
+
+
+def agreement_plot(report: dict) -> AgreementPlot:
+    """HC agreement with the reference for both models when the frames are calibrated; else
+    the two models' Dice against each other (difference vs mean, per frame)."""
+    series = []
+    for role, name in (("current", "model in use"), ("candidate", "candidate")):
+        agreement = report[role]["hc_bland_altman"]
+        if agreement:
+            series.append(
+                (
+                    name,
+                    agreement["means"],
+                    agreement["differences"],
+                    agreement["bias"],
+                    agreement["lower"],
+                    agreement["upper"],
+                )
+            )
+    if series:
+        return AgreementPlot(
+            "Bland-Altman: HC against the reference",
+            "mean of measured and reference HC (mm)",
+            "measured - reference (mm)",
+            series,
+        )
+    from .comparison import bland_altman
+
+    rows = [
+        r
+        for r in report["per_frame"]
+        if r["dice_candidate"] is not None and r["dice_current"] is not None
+    ]
+    agreement = bland_altman([r["dice_candidate"] for r in rows], [r["dice_current"] for r in rows])
+    if agreement:
+        series.append(
+            (
+                "candidate - model in use",
+                agreement["means"],
+                agreement["differences"],
+                agreement["bias"],
+                agreement["lower"],
+                agreement["upper"],
+            )
+        )
+    return AgreementPlot(
+        "Bland-Altman: Dice of the candidate against the model in use",
+        "mean Dice of the two models",
+        "candidate - model in use",
+        series,
+    )

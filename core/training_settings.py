@@ -224,6 +224,15 @@ class DataSettings:
         metavar="F",
         group="data",
     )
+    mask_label: int | None = setting(
+        None,
+        "The head's value in label-map masks (e.g. 2 for PSFHS); a mask with several values "
+        "is refused without it.",
+        type=int,
+        metavar="N",
+        group="data",
+        default_text="none: binary masks and outlines",
+    )
     pixel_csv: Path | None = setting(
         None,
         "HC18-style 'filename,pixel size(mm)' CSV.",
@@ -361,7 +370,9 @@ def _checked_values(settings_type: type, data: Any) -> dict[str, Any]:
 def _checked(item: dataclasses.Field, value: Any) -> Any:
     default = default_of(item)
     ok: bool
-    if default is None:  # an optional path
+    if default is None and item.metadata.get("type") is int:  # an optional number
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+    elif default is None:  # an optional path
         ok = value is None or isinstance(value, str)
         value = Path(value) if isinstance(value, str) else value
     elif isinstance(default, bool):

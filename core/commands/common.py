@@ -52,6 +52,29 @@ def add_spacing_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def mask_label_number(text: str) -> int:
+    """argparse type: a label value of a label-map mask, 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {text}")
+    return value
+
+
+MASK_LABEL_HELP = (
+    "the head's value in label-map masks (e.g. 2 for PSFHS: 1 pubic symphysis, 2 head); "
+    "without it, a mask with several values is refused with the values found (default: "
+    "none, masks are binary)"
+)
+
+
+def add_mask_label_argument(parser: argparse.ArgumentParser) -> None:
+    """--mask-label N (see `core.label_masks`)."""
+    parser.add_argument("--mask-label", type=mask_label_number, metavar="N", help=MASK_LABEL_HELP)
+
+
 def say(message: str) -> None:
     """A progress or summary line on stderr (stdout stays free for data)."""
     print(message, file=sys.stderr, flush=True)

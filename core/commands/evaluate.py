@@ -25,7 +25,14 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .common import add_spacing_arguments, batch_stopped, save_partial, say, sigterm_as_interrupt
+from .common import (
+    add_mask_label_argument,
+    add_spacing_arguments,
+    batch_stopped,
+    save_partial,
+    say,
+    sigterm_as_interrupt,
+)
 
 HELP = "compare a model's head segmentations and HC with the annotations of a labelled folder"
 
@@ -75,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="segmentation model (default: the model installed with HC Studio)",
     )
     add_spacing_arguments(parser)
+    add_mask_label_argument(parser)
     parser.add_argument(
         "--json",
         type=Path,
@@ -109,9 +117,11 @@ def run(args: argparse.Namespace) -> int:
     outputs = {"--json": args.json, "--per-frame": args.per_frame}
     check_outputs({**outputs, "the partial file of --per-frame": partial}, inputs)
     engine = SegmentationEngine(model, device=args.device)
-    imported = import_labelled_folder(args.folder, args.pixel_csv, args.pixel_size, False)
-    for problem in imported.problems:
-        say(f"skipped {problem}")
+    imported = import_labelled_folder(
+        args.folder, args.pixel_csv, args.pixel_size, False, mask_label=args.mask_label
+    )
+    for line in imported.report_lines():
+        say(line)
     if not imported.pairs:
         raise ValueError(f"{args.folder}: no usable image/annotation pairs")
     say(f"evaluating {len(imported.pairs)} frames with {engine.name} ({engine.provider})")

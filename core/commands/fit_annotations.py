@@ -13,7 +13,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from .common import add_spacing_arguments, say
+from .common import add_mask_label_argument, add_spacing_arguments, say
 
 HELP = "fit ellipses to annotation masks/outlines and report HC (checks reference HCs)"
 ORIGIN = "annotation"
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="labelled folder: HC18 (NNN_HC.png + NNN_HC_Annotation.png) or images/ + masks/",
     )
     add_spacing_arguments(parser)
+    add_mask_label_argument(parser)
     parser.add_argument(
         "--out",
         type=Path,
@@ -69,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*labelled_folder_inputs(args.folder), *([args.pixel_csv] if args.pixel_csv else [])]
     check_outputs({"--out": args.out}, inputs)
     result = import_labelled_folder(
-        args.folder, pixel_csv=args.pixel_csv, pixel_mm=args.pixel_size, load_pixels=False
+        args.folder,
+        pixel_csv=args.pixel_csv,
+        pixel_mm=args.pixel_size,
+        load_pixels=False,
+        mask_label=args.mask_label,
     )
-    for problem in result.problems:
-        say(f"skipped {problem}")
+    for line in result.report_lines():
+        say(line)
     references = read_reference_hc(args.pixel_csv) if args.pixel_csv else {}
     records, reference_hc, difference = [], [], []
     for pair in result.pairs:

@@ -19,7 +19,13 @@ from .dicom import (
     read_dicom_frame,
 )
 from .frame import Frame, FrameReadError
-from .images import STILL_SUFFIXES, count_still_pages, read_grey, read_still_pages
+from .images import (
+    STILL_SUFFIXES,
+    count_still_pages,
+    read_grey,
+    read_mask_levels,
+    read_still_pages,
+)
 from .video import VIDEO_SUFFIXES, count_video_frames, iter_video_frames, read_video_frame
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "load_frames",
     "read_frame",
     "read_grey",
+    "read_mask_levels",
 ]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = STILL_SUFFIXES + DICOM_SUFFIXES + VIDEO_SUFFIXES

@@ -221,6 +221,24 @@ def read_grey(path: str | Path) -> np.ndarray:
     return to_grey_float(_decode_pages(path)[0])
 
 
+def read_mask_levels(path: str | Path) -> np.ndarray:
+    """Read a mask image (the first page of a TIFF) as (H, W) with its own stored values.
+
+    Unlike `read_grey`, nothing is rescaled: a label map keeps its labels (0, 1, 2, ...) so a
+    label can be picked by its number. Colour is converted to grey. Raises FrameReadError.
+    """
+    path = Path(path)
+    pixels = _decode_pages(path)[0]
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    elif pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        code = cv2.COLOR_BGR2GRAY if pixels.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        pixels = cv2.cvtColor(pixels.astype(np.float32), code)
+    if pixels.ndim != 2:
+        raise FrameReadError(path, f"not a grey or colour image (array of shape {pixels.shape})")
+    return pixels
+
+
 def read_still_pages(path: str | Path) -> list[np.ndarray]:
     """Every page of a still image as (H, W) float32 0..1 (several only for multi-page TIFF)."""
     path = Path(path)

@@ -56,6 +56,7 @@ class DataOptions:
     labelled_fraction: float = 1.0
     pixel_csv: Path | None = None
     seed: int = 0
+    mask_label: int | None = None
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,10 @@ def _prepare(options: DataOptions, status: StatusCallback) -> PreparedData:
     size = tuple(options.image_size)
     status(f"reading labelled frames in {options.labelled_dir.name}")
     imported = import_labelled_folder(
-        options.labelled_dir, pixel_csv=options.pixel_csv, load_pixels=False
+        options.labelled_dir,
+        pixel_csv=options.pixel_csv,
+        load_pixels=False,
+        mask_label=options.mask_label,
     )
     problems = list(imported.problems)
     if not imported.pairs:
@@ -279,7 +283,10 @@ def _validation_split(
     if options.val_dir is not None:
         status(f"reading validation frames in {options.val_dir.name}")
         val = import_labelled_folder(
-            options.val_dir, pixel_csv=options.pixel_csv, load_pixels=False
+            options.val_dir,
+            pixel_csv=options.pixel_csv,
+            load_pixels=False,
+            mask_label=options.mask_label,
         )
         problems += val.problems
         return pairs, val.pairs

@@ -131,7 +131,14 @@ def test_real_trainer_runs_to_done_and_its_model_can_be_used(qtbot, window, trai
     run = train_tab.selected_run()
     assert run.state == "done" and run.iteration == 4 and run.model_path is not None
     assert train_tab.plots.loss_data  # curves were drawn from the live events
-    train_tab.use_selected_model()
+    train_tab.use_selected_model()  # compared with the model in use on the held-out phantoms
+    qtbot.waitUntil(lambda: train_tab.promotion.dialog is not None, timeout=60000)
+    dialog = train_tab.promotion.dialog
+    assert "too few frames" in dialog.verdict_label.text()  # a share of six phantoms
+    assert not dialog.use_button.isEnabled()
+    dialog.reason_edit.setText("a test of the whole path")
+    with qtbot.waitSignal(train_tab.modelChosen):
+        dialog.use_button.click()
     assert window.settings.model_path() == str(run.model_path)
     assert window.current_model_path() == run.model_path
 
@@ -210,7 +217,10 @@ def test_use_this_model_refuses_a_run_without_validation_or_end(
     assert window.current_model_path() == before
 
 
-def test_use_this_model_takes_a_finished_validated_run(qtbot, train_tab, warnings_shown):
+def test_use_this_model_compares_first_then_takes_a_finished_validated_run(
+    qtbot, train_tab, warnings_shown
+):
+    from hc_studio.core.comparison import FrameScores, compare_scores
     from hc_studio.core.events import Done, Start, Validation
 
     folder = train_tab.settings.runs_folder() / "good"
@@ -219,10 +229,15 @@ def test_use_this_model_takes_a_finished_validated_run(qtbot, train_tab, warning
         Validation(iteration=12, dice=0.9, best=True),
         Done(iteration=12, best_dice=0.9),
     ])  # fmt: skip
+    frames = [FrameScores(f"f{i}", f"p{i}", 0.8 + 0.004 * i) for i in range(25)]
+    better = [FrameScores(f.file, f.patient, f.dice + 0.05) for f in frames]
+    train_tab.promotion.runner = lambda request: (compare_scores(better, frames), {})
     train_tab.refresh_runs()
     train_tab.runs_table.selectRow(0)
     with qtbot.waitSignal(train_tab.modelChosen) as chosen:
         train_tab.use_selected_model()
+        qtbot.waitUntil(lambda: train_tab.promotion.dialog is not None)
+        train_tab.promotion.dialog.use_button.click()
     assert chosen.args == [folder / "model.onnx"] and warnings_shown == []
 
 

@@ -72,7 +72,9 @@ def test_filled_masks_and_problems(tmp_path: Path, capsys) -> None:
     assert list(rows) == ["a.png"] and "reference_hc" not in rows["a.png"]
     truth = biometry_from_ellipse(phantom.ellipse_px, Spacing.square(PIXEL_MM)).hc
     assert float(rows["a.png"]["hc"]) == pytest.approx(truth, rel=0.005)
-    assert "skipped lonely.png: image without mask" in capsys.readouterr().err
+    report = capsys.readouterr().err
+    assert "lonely.png: skipped: image without mask" in report
+    assert "a.png: imported: filled mask" in report  # the import report names every frame
 
 
 def test_reference_hc_column_is_optional(tmp_path: Path) -> None:

@@ -40,12 +40,12 @@ def filled_mask() -> np.ndarray:
     return rasterize_ellipse(TRUTH, SHAPE).astype(np.uint8) * 255
 
 
-def outline_mask(closed: bool = True, thickness: int = 1) -> np.ndarray:
+def outline_mask(closed: bool = True, thickness: int = 1, arc: int = 200) -> np.ndarray:
     """The TRUTH ellipse drawn by OpenCV (integer centre and axes): a ring, an arc or filled."""
     outline = np.zeros(SHAPE, np.uint8)
     centre = (round(TRUTH.cx), round(TRUTH.cy))
     axes = (round(TRUTH.a), round(TRUTH.b))
-    end = 360 if closed else 200
+    end = 360 if closed else arc
     cv2.ellipse(outline, centre, axes, math.degrees(TRUTH.angle), 0, end, 255, thickness)
     return outline
 
@@ -76,6 +76,8 @@ def mixed_folder(tmp_path: Path) -> Path:
     put(root / "masks" / "twins.png", twins)
     put(root / "images" / "open.png", image())
     put(root / "masks" / "open.png", outline_mask(closed=False))
+    put(root / "images" / "arc.png", image())
+    put(root / "masks" / "arc.png", outline_mask(closed=False, arc=90))
     dot = np.zeros(SHAPE, np.uint8)
     dot[50, 50:52] = 255
     put(root / "images" / "dot.png", image())
@@ -94,14 +96,14 @@ def problems_by_name(problems: list[ImportProblem]) -> dict[str, str]:
 def test_images_masks_import_keeps_good_pairs_and_lists_problems(mixed_folder: Path) -> None:
     result = import_labelled_folder(mixed_folder)
     assert result.layout == "images-masks"
-    assert [p.image_path.name for p in result.pairs] == ["drawn.jpg", "good.png"]
+    assert [p.image_path.name for p in result.pairs] == ["drawn.jpg", "good.png", "open.png"]
     problems = problems_by_name(result.problems)
     assert problems["lonely.png"] == "image without mask"
     assert problems["orphan.png"] == "mask without image"
     assert problems["big.png"].startswith("size mismatch: mask is 160x120, image big.png is 80x60")
     assert problems["blank.png"] == "mask is empty"
     assert problems["twins.png"].startswith("mask has 2 separate blobs")
-    assert "not closed" in problems["open.png"]
+    assert problems["arc.png"].startswith("outline that is not closed covers only")
     assert problems["dot.png"].startswith("no ellipse fits the mask")
     assert problems["broken.png"].startswith("truncated PNG")
     assert len(result.problems) == 8

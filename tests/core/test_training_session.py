@@ -134,3 +134,17 @@ def test_the_device_probe_answer_in_words() -> None:
             "PyTorch is not installed: training is not available",
             None,
         )
+
+
+def test_fine_tuning_the_model_in_use_is_the_adapt_flow(tmp_path: Path) -> None:
+    labelled = tmp_path / "L"
+    labelled.mkdir()
+    form = TrainForm(labelled=str(labelled), init_weights=tmp_path / "in_use.onnx", adapt=True)
+    assert form.arguments(tmp_path / "run")[-3:] == [
+        "--init",
+        str(tmp_path / "in_use.onnx"),
+        "--adapt",
+    ]
+    checkpoint = TrainForm(labelled=str(labelled), init_weights=tmp_path / "last.pt", adapt=True)
+    assert "--adapt" not in checkpoint.arguments(tmp_path / "run")  # nothing to compare with
+    assert "--adapt" not in TrainForm(labelled=str(labelled), adapt=True).arguments(tmp_path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 from hc_studio.core.training_settings import (
@@ -104,3 +106,12 @@ def test_saved_settings_round_trip_and_wrong_types_are_named() -> None:
             TrainSettings.from_dict({field_name: bad})
     data = DataSettings(labelled_dir=None, val_fraction=0.5)
     assert DataSettings.from_dict(data.to_dict()) == data
+
+
+def test_a_mask_label_is_saved_and_read_back() -> None:
+    from hc_studio.core.training_settings import DataSettings
+
+    data = DataSettings(labelled_dir=Path("clinic"), mask_label=2)
+    assert DataSettings.from_dict(json.loads(json.dumps(data.to_dict()))) == data
+    with pytest.raises(ValueError, match="mask_label"):
+        DataSettings.from_dict({"mask_label": "2"})

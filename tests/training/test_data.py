@@ -172,3 +172,46 @@ def test_a_damaged_cache_is_reported_and_rebuilt(phantom_labelled, tmp_path, dam
     statuses.clear()
     prepare_data(options, cache, statuses.append)  # the rebuilt cache is whole again
     assert statuses[0].startswith("loaded")
+
+
+def test_mask_label_reaches_the_training_import(tmp_path) -> None:
+    from hc_studio.core.training.commands.train import data_options
+    from hc_studio.core.training_settings import DataSettings, TrainSettings
+
+    head = rasterize_ellipse(Ellipse(40.0, 30.0, 20.0, 14.0, 0.3), (60, 80)).astype(np.uint8)
+    label_map = head * 2
+    label_map[50:58, 2:10] = 1  # another structure, label 1
+    for index in range(3):
+        for sub, pixels in (("images", (head * 200 + 20).astype(np.uint8)), ("masks", label_map)):
+            (tmp_path / "clinic" / sub).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "clinic" / sub / f"f{index}.png"), pixels)
+    data = DataSettings(labelled_dir=tmp_path / "clinic", val_fraction=0.0)
+    with pytest.raises(NoLabelledDataError):
+        prepare_data(data_options(data, TrainSettings(image_size=(32, 48))))
+    chosen = DataSettings(labelled_dir=tmp_path / "clinic", val_fraction=0.0, mask_label=2)
+    options = data_options(chosen, TrainSettings(image_size=(32, 48)))
+    assert options.mask_label == 2
+    assert len(prepare_data(options).labelled) == 3
+
+
+def test_an_exported_correction_folder_trains_as_it_is(tmp_path) -> None:
+    from hc_studio.core.correction_export import export_accepted
+    from hc_studio.core.phantom import make_phantom
+    from hc_studio.core.records import MeasurementRecord
+    from hc_studio.core.spacing import Spacing
+
+    records = []
+    for seed in range(3):
+        phantom = make_phantom((96, 128), seed=seed)
+        path = tmp_path / "exam" / f"frame{seed}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), np.round(phantom.image * 255).astype(np.uint8))
+        records.append(
+            MeasurementRecord(
+                str(path), 0, Spacing.square(0.2), ellipse_px=phantom.ellipse_px, accepted=True
+            )
+        )
+    export_accepted(records, tmp_path / "learned")
+    options = DataOptions(labelled_dir=tmp_path / "learned", image_size=(32, 48), val_fraction=0)
+    prepared = prepare_data(options)
+    assert len(prepared.labelled) == 3 and not prepared.problems

@@ -40,6 +40,7 @@ from ...training_settings import (
     given_values,
     settings_from_args,
 )
+from ..adapt import EXIT_WORSE, add_adapt_argument, judge, resolve_init
 
 HELP = "train a segmentation model (semi-supervised) on labelled and unlabelled frames"
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -82,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ONNX_OR_CKPT",
         help="Start from the weights of an HC Studio model or checkpoint (default: random).",
     )
+    add_adapt_argument(run)
     run.add_argument(
         "--device",
         choices=DEVICE_CHOICES,
@@ -117,6 +119,7 @@ def data_options(data: DataSettings, settings: TrainSettings):
         val_fraction=0.0 if data.val_dir is not None else data.val_fraction,
         labelled_fraction=data.labelled_fraction,
         pixel_csv=data.pixel_csv,
+        mask_label=data.mask_label,
         image_size=tuple(settings.image_size),
         seed=settings.seed,
     )
@@ -366,6 +369,7 @@ def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop
     from ..distributed import gather_objects
     from ..trainer import Trainer, build_method
 
+    resolve_init(args)
     settings, data_settings, checkpoint = _resolve_run(args, folder)
     if args.init is not None and checkpoint is None:
         settings = _with_init_architecture(settings, args.init)
@@ -427,6 +431,10 @@ def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop
     if stop.requested:
         say(f"stopping: {stop.reason}")
     reporter.emit(done)
+    adapting = getattr(args, "adapt", False) and args.init is not None and done.onnx_path
+    if adapting and not stop.requested and dist_info.is_main:
+        report = judge(folder.path, Path(done.onnx_path), args.init, args.device, status)
+        return EXIT_WORSE if report["verdict"] == "worse" else EXIT_OK
     return EXIT_OK
 
 
