@@ -9,8 +9,9 @@ caliper, and the exam panel (a side tab next to the frame's values).
   measures every frame of the clip in the worker, one after another, with its progress; once
   every frame has a record, "Best frame" jumps to the frame `core.best_frame.rank_clip` suggests,
   weighing each frame's image quality at its ellipse (`core.image_quality`): the worker's
-  result carries it, kept here beside the session's record; a frame measured before (a
-  restored session) gets it from its pixels when they are still cached, else the clip is
+  result carries it, kept here beside the session's record (measured at the network's
+  ellipse: an ellipse edited by hand keeps it, the image is the same); a frame measured before
+  (a restored session) gets it from its pixels when they are still cached, else the clip is
   ranked without the quality term.
 - after a frame is measured, `BpdOuterInnerCaliper` shows BPD outer-to-inner on the image
   (`core.skull.bpd_outer_inner`) and the results panel shows its length beside outer-to-outer.

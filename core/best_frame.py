@@ -22,14 +22,16 @@ border), the pixels do. Each of the two measures is compared with the clip's med
 frames with a head:
 
     quality_term = (relative(edge_strength) + relative(contrast)) / 2
-    relative(v)  = clip(v / (2 * clip median of v))   (the median frame gets 0.5, twice it 1)
+    relative(v)  = clip(v / (2 * the clip's median of v))   (the median frame gets 0.5, twice
+                                                           the median or more gets 1)
 
     score = 0.7 * (0.4 * confidence_term + 0.3 * fit_term + 0.3 * stability_term)
             + 0.3 * quality_term
 
-so that a blurred or darkened copy of a frame always scores below the frame itself when the
-fits are equal. A frame with a head but no quality in the mapping (its skull band outside the
-frame) gets a quality term of 0. Without `quality` the score is the first sum alone.
+so that a blurred or darkened copy of a frame scores below the frame itself when the fits are
+equal (both would tie only if both were at twice the clip's median or more). A frame with a
+head but no quality in the mapping (its skull band outside the frame) gets a quality term of 0.
+Without `quality` the score is the first sum alone.
 
 When a plane check gives a score (0..1, `plane_scores`), it joins the sum with weight 0.25 and
 the others are scaled by 0.75.
@@ -145,9 +147,15 @@ def stability(records: Sequence[MeasurementRecord], position: int, window: int =
 
 
 def _relative(value: float, median: float) -> float:
-    if median <= 0:
+    if median <= 0:  # no skull brighter than the brain in most frames: only sign counts
         return 1.0 if value > 0 else 0.0
     return _clip(value / (QUALITY_SATURATION * median))
+
+
+def _quality_term(measured: ImageQuality | None, edge: float, contrast: float) -> float:
+    if measured is None:
+        return 0.0
+    return (_relative(measured.edge_strength, edge) + _relative(measured.contrast, contrast)) / 2
 
 
 def quality_terms(
@@ -160,16 +168,10 @@ def quality_terms(
         return {r.frame_index: 0.0 for r in heads}
     edge = statistics.median(q.edge_strength for q in known)
     contrast = statistics.median(q.contrast for q in known)
-    terms = {}
-    for record in heads:
-        measured = quality.get((record.file, record.frame_index))
-        terms[record.frame_index] = (
-            0.0
-            if measured is None
-            else (_relative(measured.edge_strength, edge) + _relative(measured.contrast, contrast))
-            / 2
-        )
-    return terms
+    return {
+        r.frame_index: _quality_term(quality.get((r.file, r.frame_index)), edge, contrast)
+        for r in heads
+    }
 
 
 def _frame_score(
