@@ -7,7 +7,12 @@ caliper, and the exam panel (a side tab next to the frame's values).
   (`core.cine.clip_frame_rate`); each frame shown while playing is measured on demand in the
   worker (the session keeps one record per frame, so a frame is measured once). "Measure clip"
   measures every frame of the clip in the worker, one after another, with its progress; once
-  every frame has a record, "Best frame" jumps to the frame `core.best_frame.rank_clip` suggests.
+  every frame has a record, "Best frame" jumps to the frame `core.best_frame.rank_clip` suggests,
+  weighing each frame's image quality at its ellipse (`core.image_quality`): the worker's
+  result carries it, kept here beside the session's record (measured at the network's
+  ellipse: an ellipse edited by hand keeps it, the image is the same); a frame measured before
+  (a restored session) gets it from its pixels when they are still cached, else the clip is
+  ranked without the quality term.
 - after a frame is measured, `BpdOuterInnerCaliper` shows BPD outer-to-inner on the image
   (`core.skull.bpd_outer_inner`) and the results panel shows its length beside outer-to-outer.
 - the exam panel (`ExamWiring`) groups the open frames into exams; the results panel says the GA
@@ -31,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from ..core.best_frame import rank_clip
 from ..core.cine import clip_frame_rate
+from ..core.image_quality import ImageQuality, image_quality
 from ..core.skull import SkullBpd, bpd_outer_inner
 from .caliper_item import BpdOuterInnerCaliper
 from .cine_controls import CineControls
@@ -72,6 +78,7 @@ class MeasureExtras(QObject):
         self._clip: str | None = None
         self._clip_queue: list[FrameKey] = []
         self._clip_total = 0
+        self._quality: dict[FrameKey, ImageQuality] = {}  # from the worker, per measured frame
         self.skull: SkullBpd | None = None
         self._skull_for: tuple | None = None
         self.caliper = BpdOuterInnerCaliper(tab.view.view_box, self)
@@ -86,6 +93,7 @@ class MeasureExtras(QObject):
         tab.frameDisplayed.connect(self._on_frame_displayed)
         tab.frameMeasured.connect(self._on_frame_measured)
         tab.service.signals.skipped.connect(self._on_frame_skipped)
+        tab.service.signals.measured.connect(self._keep_quality)
         self.cine.frame_requested.connect(self._on_cine_frame)
         self.measure_clip_button.clicked.connect(self.measure_clip)
         self.caliper.length_changed.connect(self._show_caliper_length)
@@ -161,6 +169,16 @@ class MeasureExtras(QObject):
             self._update_best_frame()
         self.measure_clip_button.setEnabled(not self._clip_queue and self._clip is not None)
 
+    def _keep_quality(self, key: FrameKey, result) -> None:
+        """Keep the frame's image quality; the tab's own slot ran first (connected first), so
+        the clip is ranked again now that this frame's quality is known."""
+        if result.quality is None:
+            self._quality.pop(key, None)
+        else:
+            self._quality[key] = result.quality
+        if key[0] == self._clip:
+            self._update_best_frame()
+
     def _best(self) -> None:
         self.cine.go_to_best_frame()
 
@@ -232,8 +250,26 @@ class MeasureExtras(QObject):
         records = self.clip_records(path)
         best = None
         if len(records) == self.session.n_frames(path):
-            best = rank_clip(records).best_index
+            best = rank_clip(records, quality=self.clip_quality(records)).best_index
         self.cine.set_best_frame(best)
+
+    def clip_quality(self, records: list) -> dict[FrameKey, ImageQuality] | None:
+        """The image quality of every frame with an ellipse, or None when one is unknown (the
+        clip is then ranked without it rather than with some frames' quality missing)."""
+        quality = {}
+        for record in records:
+            if record.ellipse_px is None:
+                continue
+            key = (record.file, record.frame_index)
+            known = self._quality.get(key)
+            if known is None:
+                frame = self.tab.frame_pixels(key)
+                if frame is not None:
+                    known = image_quality(frame.pixels, record.ellipse_px)
+            if known is None:
+                return None
+            quality[key] = known
+        return quality
 
     # ---- the BPD outer-to-inner caliper --------------------------------------------------------
 

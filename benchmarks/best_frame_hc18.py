@@ -12,8 +12,14 @@ HC18 training frames (their reference HC from the pixel-size CSV) and measured w
 For each clip: the HC error (mm, against the reference) of the suggested frame, the mean error
 over the clip's measured frames (what an arbitrary measured frame gives), the smallest error in
 the clip (an oracle), the mean error over its undegraded frames (an arbitrary good frame), and
-whether the suggested frame is an undegraded one. Writes a JSON
-summary; prints one line per kind.
+whether the suggested frame is an undegraded one. Every clip is ranked twice: with the
+image-quality term (`rank_clip(..., quality=...)`, what `hc-studio measure --best-frame` and the
+app do) and without it (the ranking before that term, kept to compare). Writes a JSON summary;
+prints one line per kind and ranking.
+
+`--samples DIR` instead prints the synthetic clip of every sample frame, and `--readme-cine
+SAMPLE` the README's cine (`core.phantom_dicom.probe_sweep`: a probe sweep over one frame, the
+outer frames shifted, rotated, blurred and darker), per frame, under both rankings.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from hc_studio.core.best_frame import rank_clip
+from hc_studio.core.best_frame import ClipRanking, rank_clip
 from hc_studio.core.inference import SegmentationEngine, default_model_path
 from hc_studio.core.io import Frame, read_grey
 from hc_studio.core.measure import measure_frame
+from hc_studio.core.phantom_dicom import probe_sweep
 from hc_studio.core.spacing import Spacing
 
 DEGRADATIONS = ("noise", "blur", "low contrast", "shift")
@@ -80,30 +87,60 @@ def synthetic_clip(grey: np.ndarray) -> list[np.ndarray]:
     ]
 
 
+def print_clip(name: str, versions, records, rankings: dict[str, ClipRanking]) -> None:
+    """Per-frame status, HC, quality term and score under both rankings."""
+    for kind, ranking in rankings.items():
+        best = ranking.best_index
+        print(f"{name} ({kind}): suggested {'-' if best is None else versions[best]!r}")
+    new, old = rankings["quality"], rankings["no quality"]
+    for version, record, score, before in zip(
+        versions, records, new.scores, old.scores, strict=True
+    ):
+        value = "-" if score.score is None else f"{score.score:.3f}"
+        was = "-" if before.score is None else f"{before.score:.3f}"
+        quality = "-" if score.quality_term is None else f"{score.quality_term:.2f}"
+        hc = "-" if record.hc is None else f"{record.hc:.1f}"
+        print(
+            f"  {version:12s} score {value:6s} (no quality {was:6s}) quality {quality:4s} "
+            f"conf {record.confidence or 0:.3f} fit {record.fit_iou or 0:.3f} HC {hc:6s} "
+            f"{record.status}"
+        )
+
+
 def print_synthetic(engine, samples: Path) -> None:
-    """Per-frame status, HC and score of the synthetic clip of every sample frame."""
+    """The synthetic clip of every sample frame, frame by frame."""
     with (samples / "pixel_size.csv").open(newline="") as handle:
         sizes = {row["filename"]: float(row["pixel size(mm)"]) for row in csv.DictReader(handle)}
     for name, pixel_mm in sizes.items():
         frames = synthetic_clip(read_grey(samples / name))
         spacing = Spacing.square(pixel_mm, "csv")
-        records, ranking = measure_clip(engine, frames, [spacing] * len(frames), name)
-        print(f"{name}: suggested {SYNTHETIC[ranking.best_index]!r}")
-        for version, record, score in zip(SYNTHETIC, records, ranking.scores, strict=True):
-            value = "-" if score.score is None else f"{score.score:.3f}"
-            hc = "-" if record.hc is None else f"{record.hc:.1f}"
-            print(f"  {version:12s} score {value:6s} HC {hc:6s} {record.status}")
+        records, rankings = measure_clip(engine, frames, [spacing] * len(frames), name)
+        print_clip(name, SYNTHETIC, records, rankings)
+
+
+def print_readme_cine(engine, sample: Path, pixel_mm: float) -> None:
+    """The README's cine (`core.phantom_dicom.probe_sweep`), frame by frame."""
+    image = cv2.imread(str(sample), cv2.IMREAD_GRAYSCALE)
+    frames = [f.astype(np.float32) / 255.0 for f in probe_sweep(image)]
+    spacing = Spacing.square(pixel_mm, "user")
+    records, rankings = measure_clip(engine, frames, [spacing] * len(frames), sample.name)
+    versions = [f"frame {i}" for i in range(len(frames))]
+    print_clip(f"README cine of {sample.name}", versions, records, rankings)
 
 
 def measure_clip(engine, frames, spacings, name):
-    records = [
-        measure_frame(Frame(px.astype(np.float32), name, i, len(frames), sp), engine).record
+    """The records of a clip and its rankings with and without the image-quality term."""
+    measured = [
+        measure_frame(Frame(px.astype(np.float32), name, i, len(frames), sp), engine)
         for i, (px, sp) in enumerate(zip(frames, spacings, strict=True))
     ]
-    return records, rank_clip(records)
+    records = [m.record for m in measured]
+    quality = {(name, m.record.frame_index): m.quality for m in measured if m.quality}
+    rankings = {"quality": rank_clip(records, quality=quality), "no quality": rank_clip(records)}
+    return records, rankings
 
 
-def clip_result(records, ranking, references, degraded):
+def clip_result(records, ranking, references, degraded: dict[int, str]):
     errors = {
         r.frame_index: abs(r.hc - references[r.frame_index])
         for r in records
@@ -119,7 +156,7 @@ def clip_result(records, ranking, references, degraded):
         "mean_error_mm": statistics.fmean(errors.values()) if errors else None,
         "oracle_error_mm": min(errors.values()) if errors else None,
         "suggested_undegraded": best is not None and best not in degraded,
-        "degraded": sorted(degraded),
+        "degraded": {str(i): kind for i, kind in sorted(degraded.items())},
         "statuses": [str(r.status) for r in records],
     }
 
@@ -160,9 +197,22 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--samples", type=Path, help="instead: print the synthetic clips of these sample frames"
     )
+    parser.add_argument(
+        "--readme-cine",
+        type=Path,
+        metavar="SAMPLE",
+        help="instead: print the README's cine built from this sample frame",
+    )
+    parser.add_argument(
+        "--pixel-mm", type=float, default=0.103654762, help="pixel size for --readme-cine"
+    )
     args = parser.parse_args(argv)
-    if args.samples is not None:
-        print_synthetic(SegmentationEngine(args.model or default_model_path(), "cpu"), args.samples)
+    if args.samples is not None or args.readme_cine is not None:
+        engine = SegmentationEngine(args.model or default_model_path(), "cpu")
+        if args.samples is not None:
+            print_synthetic(engine, args.samples)
+        if args.readme_cine is not None:
+            print_readme_cine(engine, args.readme_cine, args.pixel_mm)
         return 0
     if args.out is None:
         parser.error("--out is required")
@@ -171,34 +221,40 @@ def main(argv=None) -> int:
         rows = list(csv.DictReader(handle))
     rng = np.random.default_rng(args.seed)
     engine = SegmentationEngine(args.model or default_model_path(), device="cpu")
-    kinds = {"mixed": [], "pseudo-cine": []}
+    kinds = {f"{k} ({r})": [] for k in ("mixed", "pseudo-cine") for r in ("quality", "no quality")}
     for clip in range(args.clips):
         chosen = rng.choice(len(rows), size=args.frames, replace=False)
-        degraded = set(rng.choice(args.frames, size=args.degraded, replace=False).tolist())
+        degraded = dict.fromkeys(
+            rng.choice(args.frames, size=args.degraded, replace=False).tolist()
+        )
         frames, spacings, refs = [], [], []
         for position, row_index in enumerate(chosen):
             row = rows[row_index]
             grey = read_grey(args.hc18 / "training_set" / row["filename"])
             if position in degraded:
-                grey = degrade(grey, str(rng.choice(DEGRADATIONS)), rng)
+                degraded[position] = str(rng.choice(DEGRADATIONS))
+                grey = degrade(grey, degraded[position], rng)
             frames.append(grey)
             spacings.append(Spacing.square(float(row["pixel size(mm)"]), "csv"))
             refs.append(float(row["head circumference (mm)"]))
-        records, ranking = measure_clip(engine, frames, spacings, f"mixed{clip}")
-        kinds["mixed"].append(clip_result(records, ranking, refs, degraded))
+        records, rankings = measure_clip(engine, frames, spacings, f"mixed{clip}")
+        for how, ranking in rankings.items():
+            kinds[f"mixed ({how})"].append(clip_result(records, ranking, refs, degraded))
 
         row = rows[int(rng.integers(len(rows)))]
         grey = read_grey(args.hc18 / "training_set" / row["filename"])
-        degraded = set(rng.choice(args.cine_frames, size=args.degraded, replace=False).tolist())
+        positions = rng.choice(args.cine_frames, size=args.degraded, replace=False).tolist()
+        degraded = dict.fromkeys(positions)
         frames = [drift(grey, step) for step in range(args.cine_frames)]
-        frames = [
-            degrade(f, str(rng.choice(DEGRADATIONS)), rng) if i in degraded else f
-            for i, f in enumerate(frames)
-        ]
+        for i in range(args.cine_frames):  # in frame order, as the random draws always were
+            if i in degraded:
+                degraded[i] = str(rng.choice(DEGRADATIONS))
+                frames[i] = degrade(frames[i], degraded[i], rng)
         spacing = Spacing.square(float(row["pixel size(mm)"]), "csv")
         refs = [float(row["head circumference (mm)"])] * args.cine_frames
-        records, ranking = measure_clip(engine, frames, [spacing] * len(frames), f"cine{clip}")
-        kinds["pseudo-cine"].append(clip_result(records, ranking, refs, degraded))
+        records, rankings = measure_clip(engine, frames, [spacing] * len(frames), f"cine{clip}")
+        for how, ranking in rankings.items():
+            kinds[f"pseudo-cine ({how})"].append(clip_result(records, ranking, refs, degraded))
         print(f"clip {clip + 1}/{args.clips}", file=sys.stderr)
     summary = {kind: summarise(results) for kind, results in kinds.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

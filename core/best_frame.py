@@ -15,8 +15,26 @@ A clip is the records of one file with several frames. Each frame gets a score i
   an ellipse counts as a change of 1 (the head was lost there). A 10 % change gives 0.37, 1 %
   gives 0.90.
 
+When the caller has the frames' pixels, an image-quality term joins (`quality`: per frame the
+`core.image_quality.ImageQuality` measured at the frame's fitted ellipse): confidence and fit
+barely see blur or a washed-out image (a blurred head is segmented with a smooth, confident
+border), the pixels do. Each of the two measures is compared with the clip's median over its
+frames with a head:
+
+    quality_term = (relative(edge_strength) + relative(contrast)) / 2
+    relative(v)  = clip(v / (2 * the clip's median of v))   (the median frame gets 0.5, twice
+                                                           the median or more gets 1)
+
+    score = 0.7 * (0.4 * confidence_term + 0.3 * fit_term + 0.3 * stability_term)
+            + 0.3 * quality_term
+
+so that a blurred or darkened copy of a frame scores below the frame itself when the fits are
+equal (both would tie only if both were at twice the clip's median or more). A frame with a
+head but no quality in the mapping (its skull band outside the frame) gets a quality term of 0.
+Without `quality` the score is the first sum alone.
+
 When a plane check gives a score (0..1, `plane_scores`), it joins the sum with weight 0.25 and
-the three others are scaled by 0.75.
+the others are scaled by 0.75.
 
 Status decides first, the score second: a frame whose status is "ok" always beats a frame to
 review; a frame flagged for review can be suggested only when no frame of the clip is ok; frames
@@ -28,14 +46,18 @@ go to the earliest frame.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .image_quality import ImageQuality
 from .records import MeasurementRecord, Status
 
 BEST_FRAME_COLUMN = "best_frame"
 WEIGHTS = {"confidence": 0.4, "fit": 0.3, "stability": 0.3}
 PLANE_WEIGHT = 0.25
+QUALITY_WEIGHT = 0.3
+QUALITY_SATURATION = 2.0  # a frame this many times the clip's median gets the full term
 STABILITY_SCALE = 0.1  # mean relative change giving stability exp(-1)
 LOST_NEIGHBOUR_CHANGE = 1.0
 TIER_OK, TIER_REVIEW, TIER_NONE = 2, 1, 0
@@ -54,6 +76,7 @@ class FrameScore:
     fit_term: float | None = None
     stability_term: float | None = None
     plane_term: float | None = None
+    quality_term: float | None = None
     reason: str = ""
 
 
@@ -123,8 +146,40 @@ def stability(records: Sequence[MeasurementRecord], position: int, window: int =
     return math.exp(-min(changes) / STABILITY_SCALE)
 
 
+def _relative(value: float, median: float) -> float:
+    if median <= 0:  # no skull brighter than the brain in most frames: only sign counts
+        return 1.0 if value > 0 else 0.0
+    return _clip(value / (QUALITY_SATURATION * median))
+
+
+def _quality_term(measured: ImageQuality | None, edge: float, contrast: float) -> float:
+    if measured is None:
+        return 0.0
+    return (_relative(measured.edge_strength, edge) + _relative(measured.contrast, contrast)) / 2
+
+
+def quality_terms(
+    records: Sequence[MeasurementRecord], quality: Mapping[FrameKey, ImageQuality]
+) -> dict[int, float]:
+    """frame_index -> quality term of each frame with a head, against the clip's medians."""
+    heads = [r for r in records if status_tier(r) != TIER_NONE]
+    known = [quality[(r.file, r.frame_index)] for r in heads if (r.file, r.frame_index) in quality]
+    if not known:
+        return {r.frame_index: 0.0 for r in heads}
+    edge = statistics.median(q.edge_strength for q in known)
+    contrast = statistics.median(q.contrast for q in known)
+    return {
+        r.frame_index: _quality_term(quality.get((r.file, r.frame_index)), edge, contrast)
+        for r in heads
+    }
+
+
 def _frame_score(
-    records: Sequence[MeasurementRecord], position: int, window: int, plane: float | None
+    records: Sequence[MeasurementRecord],
+    position: int,
+    window: int,
+    plane: float | None,
+    quality: float | None,
 ) -> FrameScore:
     record = records[position]
     tier = status_tier(record)
@@ -136,10 +191,12 @@ def _frame_score(
     score = (
         WEIGHTS["confidence"] * confidence + WEIGHTS["fit"] * fit + WEIGHTS["stability"] * steady
     )
+    if quality is not None:
+        score = (1 - QUALITY_WEIGHT) * score + QUALITY_WEIGHT * quality
     if plane is not None:
         plane = _clip(plane)
         score = (1 - PLANE_WEIGHT) * score + PLANE_WEIGHT * plane
-    return FrameScore(record.frame_index, tier, score, confidence, fit, steady, plane)
+    return FrameScore(record.frame_index, tier, score, confidence, fit, steady, plane, quality)
 
 
 def rank_clip(
@@ -147,18 +204,24 @@ def rank_clip(
     *,
     window: int = 2,
     plane_scores: Mapping[FrameKey, float] | None = None,
+    quality: Mapping[FrameKey, ImageQuality] | None = None,
 ) -> ClipRanking:
     """Score every frame of ONE clip (records of one file) and pick the best.
 
     `plane_scores`: optional (file, frame_index) -> 0..1 from a head-plane check.
+    `quality`: optional (file, frame_index) -> the frame's `ImageQuality` at its ellipse
+    (`core.image_quality.image_quality`), from the pixels the records were measured on.
     """
     ordered = sorted(records, key=lambda r: r.frame_index)
     files = {r.file for r in ordered}
     if len(files) != 1:
         raise ValueError(f"a clip is the frames of one file, got {len(files)} file(s)")
     planes = plane_scores or {}
+    terms = {} if quality is None else quality_terms(ordered, quality)
     scores = tuple(
-        _frame_score(ordered, i, window, planes.get((r.file, r.frame_index)))
+        _frame_score(
+            ordered, i, window, planes.get((r.file, r.frame_index)), terms.get(r.frame_index)
+        )
         for i, r in enumerate(ordered)
     )
     candidates = [s for s in scores if s.score is not None]
@@ -174,13 +237,14 @@ def rank_clips(
     *,
     window: int = 2,
     plane_scores: Mapping[FrameKey, float] | None = None,
+    quality: Mapping[FrameKey, ImageQuality] | None = None,
 ) -> dict[str, ClipRanking]:
     """A ranking per clip (file with more than one frame); single frames are left out."""
     by_file: dict[str, list[MeasurementRecord]] = {}
     for record in records:
         by_file.setdefault(record.file, []).append(record)
     return {
-        file: rank_clip(frames, window=window, plane_scores=plane_scores)
+        file: rank_clip(frames, window=window, plane_scores=plane_scores, quality=quality)
         for file, frames in by_file.items()
         if len({r.frame_index for r in frames}) > 1
     }
@@ -191,21 +255,26 @@ def best_frame_flags(
     *,
     window: int = 2,
     plane_scores: Mapping[FrameKey, float] | None = None,
+    quality: Mapping[FrameKey, ImageQuality] | None = None,
 ) -> dict[FrameKey, int]:
     """(file, frame_index) -> 1 on the best frame of each clip, 0 on its other frames.
 
     Frames of single-frame files are absent (their column stays empty).
     """
     flags: dict[FrameKey, int] = {}
-    for file, ranking in rank_clips(records, window=window, plane_scores=plane_scores).items():
+    rankings = rank_clips(records, window=window, plane_scores=plane_scores, quality=quality)
+    for file, ranking in rankings.items():
         for score in ranking.scores:
             flags[(file, score.frame_index)] = int(score.frame_index == ranking.best_index)
     return flags
 
 
-def best_frame_column(records: Sequence[MeasurementRecord]) -> list[str]:
+def best_frame_column(
+    records: Sequence[MeasurementRecord],
+    quality: Mapping[FrameKey, ImageQuality] | None = None,
+) -> list[str]:
     """The `best_frame` column aligned with `records`: "1", "0", or "" for single frames."""
-    flags = best_frame_flags(records)
+    flags = best_frame_flags(records, quality=quality)
     return [
         str(flags[(r.file, r.frame_index)]) if (r.file, r.frame_index) in flags else ""
         for r in records

@@ -27,15 +27,16 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write
-from .best_frame import TIER_OK, rank_clips, status_tier
+from .best_frame import TIER_OK, FrameKey, rank_clips, status_tier
 from .dicom_source import UID_ROOT, Exam, SourceImage, group_exams
 from .ellipse import Ellipse
 from .gestational_age import HADLOCK_HC_RANGE_MM, hadlock_weeks
+from .image_quality import ImageQuality
 from .records import MeasurementRecord
 
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
@@ -220,11 +221,15 @@ def accepted_records(records: Iterable[MeasurementRecord]) -> list[MeasurementRe
     return [r for r in records if r.accepted is True and reportable(r)]
 
 
-def unflagged_records(records: Iterable[MeasurementRecord]) -> list[MeasurementRecord]:
+def unflagged_records(
+    records: Iterable[MeasurementRecord], quality: Mapping[FrameKey, ImageQuality] | None = None
+) -> list[MeasurementRecord]:
     """What the CLI exports (it has no acceptance): measurements reported without a flag
-    (status "ok"), in mm; of a clip, only its best frame (`core.best_frame`)."""
+    (status "ok"), in mm; of a clip, only its best frame (`core.best_frame`, weighing the
+    frames' image `quality` where given, as the best_frame column does)."""
     records = list(records)
-    best = {file: ranking.best_index for file, ranking in rank_clips(records).items()}
+    rankings = rank_clips(records, quality=quality)
+    best = {file: ranking.best_index for file, ranking in rankings.items()}
     return [
         r
         for r in records

@@ -24,6 +24,7 @@ import numpy as np
 from .biometry import biometry_from_ellipse
 from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
+from .image_quality import ImageQuality, image_quality
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_broken_links, find_frame_files, load_frames
 from .plane_check import head_plane_reasons
@@ -43,11 +44,13 @@ class MeasuredFrame:
     """A frame's record and the network output it came from (None on error).
 
     `prob` is the head probability at frame size, (H, W) float32, resized on first use: a batch
-    that only writes the CSV never pays for it.
+    that only writes the CSV never pays for it. `quality`: the image quality at the fitted
+    ellipse (`core.image_quality`), for ranking the frames of a clip; None without an ellipse.
     """
 
     record: MeasurementRecord
     prediction: Prediction | None = None
+    quality: ImageQuality | None = None
 
     @functools.cached_property
     def prob(self) -> np.ndarray | None:
@@ -197,7 +200,7 @@ def measure_frame(
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
         record = record.replace(status=Status.REVIEW, reasons=reasons)
-    return MeasuredFrame(record, prediction)
+    return MeasuredFrame(record, prediction, image_quality(frame.pixels, fit.ellipse_px))
 
 
 def error_record(

@@ -2,12 +2,12 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" python packaging/readme_screenshots.py docs/screenshots
 
-A cine DICOM is built from `resources/samples/291_HC.png` (the probe sweeping: the frame shifted,
-slightly rotated and, at the ends of the sweep, blurred and darkened, 12 frames at 15 fps, with
-the sample's pixel size and a study date); the window measures the whole clip, plays it and is
-grabbed while playing (cine.png); then an LMP is entered for the clip's exam and the Exam side tab
-is grabbed at 1024x700, the smallest screen the window must fit, scrolled to the exam's values,
-GA, centile and discrepancy (exam.png).
+A cine DICOM is built from `resources/samples/291_HC.png` (`core.phantom_dicom.probe_sweep`: the
+frame shifted, slightly rotated and, at the ends of the sweep, blurred and darkened, 12 frames at
+15 fps, with the sample's pixel size and a study date); the window measures the whole clip, plays
+it and is grabbed while playing (cine.png); then an LMP is entered for the clip's exam and the
+Exam side tab is grabbed at 1024x700, the smallest screen the window must fit, scrolled to the
+exam's values, GA, centile and discrepancy (exam.png).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "samples" / "291_HC.png"
@@ -28,22 +27,6 @@ SAMPLE_PIXEL_MM = 0.103654762  # resources/samples/pixel_size.csv
 STUDY_DATE = dt.date(2026, 3, 2)
 LMP = dt.date(2025, 10, 11)  # 20w2d before the study date, as the sample's HC says
 N_FRAMES, FPS = 12, 15.0
-
-
-def sweep_frames(image: np.ndarray, n_frames: int = N_FRAMES) -> np.ndarray:
-    """A probe sweep over one frame: shift and rotation growing away from the middle frame,
-    the outer frames blurred and darker (out of plane)."""
-    height, width = image.shape
-    frames = []
-    for index in range(n_frames):
-        offset = (index - (n_frames - 1) / 2) / ((n_frames - 1) / 2)  # -1 .. 1
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 6 * offset, 1.0)
-        matrix[:, 2] += (14 * offset, 5 * offset)
-        moved = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT)
-        blur = 1 + 2 * int(4 * abs(offset))
-        moved = cv2.GaussianBlur(moved, (blur, blur), 0) if blur > 1 else moved
-        frames.append(np.clip(moved * (1 - 0.35 * abs(offset)), 0, 255).astype(np.uint8))
-    return np.stack(frames)
 
 
 def wait_until(app, condition, timeout_s: float) -> bool:
@@ -63,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from hc_studio.app.image_view import write_png
     from hc_studio.app.main_window import MainWindow
     from hc_studio.app.settings import AppSettings
-    from hc_studio.core.phantom_dicom import write_cine_dicom
+    from hc_studio.core.phantom_dicom import probe_sweep, write_cine_dicom
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -71,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hc-screens-"))
     clip = write_cine_dicom(
         work / "sweep.dcm",
-        sweep_frames(cv2.imread(str(SAMPLE), cv2.IMREAD_GRAYSCALE)),
+        probe_sweep(cv2.imread(str(SAMPLE), cv2.IMREAD_GRAYSCALE), N_FRAMES),
         FPS,
         pixel_mm=SAMPLE_PIXEL_MM,
         study_date=STUDY_DATE,

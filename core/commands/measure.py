@@ -198,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     say(f"model {engine.name} on {engine.provider.removesuffix('ExecutionProvider')}")
     masks = _MaskWriter(args.masks_out) if args.masks_out else None
     records: list = []
+    # Each frame's image quality at its ellipse, beside its record: the best frame of a clip
+    # weighs it, and the pixels are gone once the frame is measured.
+    quality: dict = {}
     # A batch that stops early keeps the previous --out whole and its rows go beside it.
     with sigterm_as_interrupt():
         try:
@@ -206,11 +209,14 @@ def run(args: argparse.Namespace) -> int:
             ):
                 record = measured.record
                 records.append(record)
+                if measured.quality is not None:
+                    quality[(record.file, record.frame_index)] = measured.quality
                 say(_progress_line(position, len(files), record))
                 has_mask = record.ellipse_px is not None and measured.prob is not None
                 if masks is not None and has_mask:
                     masks.write(record, measured.prob.shape)
-            write_records_csv(records, args.out, dicom_outputs.extra_columns(args, records))
+            extra = dicom_outputs.extra_columns(args, records, quality)
+            write_records_csv(records, args.out, extra)
         except (KeyboardInterrupt, Exception) as stop:
 
             def save(why: str) -> str:
@@ -231,6 +237,6 @@ def run(args: argparse.Namespace) -> int:
     for record in filter(is_failure, records):
         frame = f" frame {record.frame_index}" if record.frame_index else ""
         say(f"{record.file}{frame}: {_failure_text(record)}")
-    reports_ok = dicom_outputs.write_outputs(args, records)
+    reports_ok = dicom_outputs.write_outputs(args, records, quality)
     say(_summary(records, args.out))
     return 1 if any(is_failure(record) for record in records) or not reports_ok else 0

@@ -55,6 +55,12 @@ def test_the_cine_bar_shows_for_a_clip_and_not_for_a_still(
     qtbot.waitUntil(lambda: extras.measure_clip_button.text() == "Measure clip", timeout=5000)
     best = extras.cine.best_frame
     assert best is not None
+    # The ranking weighed each frame's image quality, kept from the worker's results.
+    records = extras.clip_records(str(clip))
+    quality = extras.clip_quality(records)
+    with_head = {(r.file, r.frame_index) for r in records if r.ellipse_px is not None}
+    assert with_head and quality is not None and set(quality) == with_head
+    assert with_head <= set(extras._quality)
     tab.select_frame((str(clip), 3 if best != 3 else 0))
     extras.cine.best_button.click()
     assert tab.current_key() == (str(clip), best)

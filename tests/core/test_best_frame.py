@@ -1,22 +1,28 @@
-"""Best frame of a clip: the score's parts, the status tiers, and the CSV column."""
+"""Best frame of a clip: the score's parts, the status tiers, the image quality, the CSV column."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 from hc_studio.core.best_frame import (
     BEST_FRAME_COLUMN,
+    QUALITY_WEIGHT,
     TIER_NONE,
     TIER_OK,
     TIER_REVIEW,
     add_best_frame_column,
     best_frame_column,
     best_frame_flags,
+    quality_terms,
     rank_clip,
     rank_clips,
     stability,
 )
 from hc_studio.core.ellipse import Ellipse
+from hc_studio.core.image_quality import ImageQuality, image_quality
 from hc_studio.core.measure import record_from_ellipse
+from hc_studio.core.phantom import make_phantom
 from hc_studio.core.records import MeasurementRecord, parse_status_text
 from hc_studio.core.spacing import Spacing
 
@@ -113,3 +119,65 @@ def test_flags_mark_one_frame_per_clip_and_leave_single_frames_out() -> None:
     marked = add_best_frame_column(rows, flags)
     assert [row[BEST_FRAME_COLUMN] for row in marked] == ["0", "1", "0", "", "0", "0"]
     assert BEST_FRAME_COLUMN not in rows[0]  # the input rows are left as they were
+
+
+# ---- the image quality term ---------------------------------------------------------------------
+
+
+def blurred(pixels: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(pixels, (0, 0), sigma)
+
+
+def test_blur_and_low_contrast_lower_the_image_quality() -> None:
+    phantom = make_phantom(seed=3)
+    sharp = image_quality(phantom.image, phantom.ellipse_px)
+    assert sharp is not None and sharp.edge_strength > 0 and sharp.contrast > 0
+    edges = [image_quality(blurred(phantom.image, s), phantom.ellipse_px) for s in (1, 2, 4, 8)]
+    strengths = [sharp.edge_strength] + [q.edge_strength for q in edges]
+    assert strengths == sorted(strengths, reverse=True)  # more blur, weaker edges
+    assert strengths[-1] < 0.5 * strengths[0]
+    flat = image_quality(0.45 + 0.1 * phantom.image, phantom.ellipse_px)
+    assert flat.contrast == pytest.approx(0.1 * sharp.contrast, rel=1e-3)
+    assert flat.edge_strength == pytest.approx(0.1 * sharp.edge_strength, rel=1e-3)
+    # An ellipse whose skull band lies outside the frame has no quality.
+    far = Ellipse.normalised(5000.0, 5000.0, 60.0, 45.0, 0.0)
+    assert image_quality(phantom.image, far) is None
+
+
+def test_quality_term_is_relative_to_the_clip_median() -> None:
+    clip = [frame(0), frame(1), frame(2), no_head(3)]
+    quality = {
+        ("clip.dcm", 0): ImageQuality(0.01, 0.1),
+        ("clip.dcm", 1): ImageQuality(0.02, 0.2),
+        ("clip.dcm", 2): ImageQuality(0.05, 0.4),
+        ("clip.dcm", 3): ImageQuality(9.0, 9.0),  # no head: left out of the medians
+    }
+    terms = quality_terms(clip, quality)
+    assert terms == pytest.approx({0: 0.25, 1: 0.5, 2: 1.0})  # medians 0.02 and 0.2
+    ranking = rank_clip(clip, quality=quality)
+    plain = rank_clip(clip)
+    assert ranking.best_index == 2 and plain.best_index == 0
+    assert ranking.score_of(1).quality_term == pytest.approx(0.5)
+    assert ranking.score_of(1).score == pytest.approx(
+        (1 - QUALITY_WEIGHT) * plain.score_of(1).score + QUALITY_WEIGHT * 0.5
+    )
+    assert ranking.score_of(3).score is None
+    # A frame with a head whose quality is unknown gets none of the term.
+    assert quality_terms(clip, {("clip.dcm", 2): ImageQuality(0.05, 0.4)})[0] == 0.0
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 4.0, 8.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_blurred_copy_never_beats_its_sharp_original(sigma: float, seed: int) -> None:
+    """Equal fits (same ellipse, confidence and fit IoU), the blurred copy first so that a tie
+    would go to it: the sharp original must win, alone or among other frames."""
+    phantom = make_phantom(seed=seed)
+    e = phantom.ellipse_px
+    images = [blurred(phantom.image, sigma), phantom.image, blurred(phantom.image, 2 * sigma)]
+    clip = [frame(i, cx=e.cx, a=e.a, b=e.b).replace(ellipse_px=e) for i in range(len(images))]
+    quality = {("clip.dcm", i): image_quality(px, e) for i, px in enumerate(images)}
+    assert rank_clip(clip[:2], quality=quality).best_index == 1
+    ranking = rank_clip(clip, quality=quality)
+    assert ranking.best_index == 1
+    assert ranking.score_of(0).score < ranking.score_of(1).score
+    assert rank_clip(clip).best_index == 0  # without the term, the tie went to the copy

@@ -141,3 +141,22 @@ def test_without_the_options_the_csv_keeps_its_columns(tiny_onnx_model, tmp_path
     row = rows_of(out)[0]
     assert tuple(row) == (*RECORD_COLUMNS, "best_frame") and row["best_frame"] == ""
     assert len(list((tmp_path / "sr").glob("SR_*.dcm"))) == 1
+
+
+@pytest.mark.slow
+def test_best_frame_of_the_readme_sweep_is_an_untouched_one(shipped_model, tmp_path: Path) -> None:
+    """The README's cine (a probe sweep, its outer frames shifted, blurred and darker): the
+    network is as confident on the blurred ends, the image quality term is not. Before it the
+    suggestion was an end frame (10 or 11); the two middle frames are the untouched ones."""
+    from hc_studio.core.phantom_dicom import probe_sweep, write_cine_dicom
+
+    sample = resources.files("hc_studio.resources").joinpath("samples", SAMPLE)
+    image = cv2.imdecode(np.frombuffer(sample.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    clip = write_cine_dicom(tmp_path / "sweep.dcm", probe_sweep(image, 12), 15.0, SAMPLE_MM)
+    out = tmp_path / "m.csv"
+    argv = ["measure", str(clip), "--model", str(shipped_model), "--device", "cpu"]
+    assert main([*argv, "--best-frame", "--out", str(out)]) == 0
+    rows = rows_of(out)
+    assert [row["status"] for row in rows] == ["ok"] * 12
+    marked = [int(row["frame_index"]) for row in rows if row["best_frame"] == "1"]
+    assert marked in ([5], [6])
