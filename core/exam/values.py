@@ -147,3 +147,16 @@ def exam_values(
         )
         result[name] = ParameterValue(name, pairs, selected.get(name))
     return result
+
+
+def usable_selection(
+    values: Mapping[str, ParameterValue], selected: Mapping[str, FrameKey] | None
+) -> dict[str, FrameKey]:
+    """The part of `selected` that names one of each parameter's measurements in `values`
+    (e.g. from `exam_values` without a selection): a selected frame the person has since taken
+    out of the exam value, or moved to another exam, no longer counts."""
+    return {
+        name: key
+        for name, key in (selected or {}).items()
+        if name in values and key in dict(values[name].measurements)
+    }
