@@ -132,6 +132,9 @@ class MeasureExtras(QObject):
         self.side_tabs.addTab(scroll, EXAM_TAB)
         self.side_tabs.currentChanged.connect(self._on_side_tab_changed)
 
+    def show_exam_tab(self) -> None:
+        self.side_tabs.setCurrentWidget(self.exam_scroll)
+
     def _on_side_tab_changed(self, index: int) -> None:
         """The exam panel needs more width than the frame's values: take it from the frame
         list (then the image) while it is shown, on a screen as small as 1024x700."""

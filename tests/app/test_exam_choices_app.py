@@ -201,3 +201,17 @@ def test_a_caliper_moved_by_hand_is_kept_shown_logged_and_reported(
     assert row["bpd_outer_inner_origin"] == "edited"
     assert float(row["bpd_outer_inner_final"]) == pytest.approx(edited, abs=1e-3)
     assert float(row["bpd_outer_inner_auto"]) == pytest.approx(skull.outer_inner, abs=1e-3)
+
+
+def test_gui_tab_exam_opens_the_exam_side_tab(window):
+    import argparse
+
+    from hc_studio.app import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert parser.parse_args(["--tab", "exam"]).tab == "exam"
+    extras = window.measure_extras
+    assert extras.side_tabs.tabText(extras.side_tabs.currentIndex()) == "Frame"
+    extras.show_exam_tab()
+    assert extras.side_tabs.tabText(extras.side_tabs.currentIndex()) == "Exam"
