@@ -49,6 +49,7 @@ from ..core.exam.values import (
     PARAMETERS,
     ParameterValue,
     choose_frames,
+    chosen_with_selection,
     exam_values,
     unusable_reason,
     usable_selection,
@@ -261,6 +262,11 @@ class ExamPanel(QWidget):
         index = self.exam_box.currentIndex()
         return self._exams[index] if 0 <= index < len(self._exams) else None
 
+    def _chosen_of(self, exam: Exam) -> list[FrameKey] | None:
+        """The ticked frames; untouched, the default choice with the selected frames in it."""
+        selected = self.selected.get(exam.key)
+        return chosen_with_selection(exam.records, self.limit, self._chosen.get(exam.key), selected)
+
     def chosen_frames(self, key: str) -> list[FrameKey] | None:
         """The frames the user ticked for exam `key`, or None (the default choice)."""
         return self._chosen.get(key)
@@ -347,8 +353,8 @@ class ExamPanel(QWidget):
         self.move_requested.emit(key, self.move_box.currentData())
 
     def select_picked(self, parameters: Iterable[str]) -> None:
-        """The picked frame's values of `parameters` become the exam's (ticked first when it
-        was not in the exam value and there is room)."""
+        """The picked frame's values of `parameters` become the exam's. Among ticked frames it
+        is ticked too when there is room; untouched, the default choice takes it in."""
         exam, key = self.current_exam, self.picked_frame()
         if exam is None or key is None:
             self.choice_note.setText("Pick a frame in the list first.")
@@ -359,7 +365,7 @@ class ExamPanel(QWidget):
             return
         chosen = self._chosen.get(exam.key)
         used = [frame_key(r) for r in choose_frames(exam.records, self.limit, chosen)]
-        if key not in used:
+        if chosen is not None and key not in used:
             if len(used) >= self.limit:
                 self.choice_note.setText(
                     f"At most {self.limit} measurements make the exam value: untick one first."
@@ -404,10 +410,8 @@ class ExamPanel(QWidget):
         self._loading = True
         self.frames_list.clear()
         if exam is not None:
-            used = {
-                frame_key(r)
-                for r in choose_frames(exam.records, self.limit, self._chosen.get(exam.key))
-            }
+            chosen = self._chosen_of(exam)
+            used = {frame_key(r) for r in choose_frames(exam.records, self.limit, chosen)}
             selected = self.selected.get(exam.key, {})
             for record in exam.records:
                 reason = unusable_reason(record)
@@ -456,7 +460,7 @@ class ExamPanel(QWidget):
                 label.clear()
             self.dates_label.setText("No exam.")
             return
-        chosen = self._chosen.get(exam.key)
+        chosen = self._chosen_of(exam)
         self.values = exam_values(exam.records, self.limit, chosen)
         selected = usable_selection(self.values, self.selected.get(exam.key))
         if selected:  # the person's choice, while it is among the exam's measurements

@@ -25,7 +25,14 @@ from ..exam.correction_log import CorrectionEntry, summarise
 from ..exam.dating import EXTREME_Z, GA_AT_EXAM, format_ga_days
 from ..exam.grouping import Exam, FrameKey, frame_key
 from ..exam.kept_caliper import EDITED_NOTE, KeptCaliper
-from ..exam.values import DEFAULT_LIMIT, LABELS, exam_values, unusable_reason, usable_selection
+from ..exam.values import (
+    DEFAULT_LIMIT,
+    LABELS,
+    chosen_with_selection,
+    exam_values,
+    unusable_reason,
+    usable_selection,
+)
 from ..io import FrameReadError
 from ..records import MeasurementRecord
 from ..skull import BPD_CONVENTION_BY_EQUATION, SkullBpd, bpd_outer_inner
@@ -215,6 +222,7 @@ def build_exam_report(
         for key, skull in skulls.items()
     }
     extra = {"bpd_outer_inner": outer_inner}
+    chosen = chosen_with_selection(records, limit, chosen, selected)
     selected = usable_selection(exam_values(records, limit, chosen, None, extra), selected)
     values = exam_values(records, limit, chosen, selected, extra)
     assessment = assess_exam(exam, values)

@@ -9,7 +9,7 @@ from hc_studio.core.exam import Dating, exam_values, group_into_exams
 from hc_studio.core.exam.correction_log import read_correction_log, write_correction_log
 from hc_studio.core.exam.grouping import regroup
 from hc_studio.core.exam.kept_caliper import KeptCaliper
-from hc_studio.core.exam.values import usable_selection
+from hc_studio.core.exam.values import choose_frames, chosen_with_selection, usable_selection
 from hc_studio.core.measure import record_from_ellipse
 from hc_studio.core.session import ExamDating, ListedFile, MeasureSession
 from hc_studio.core.session.autosave import read_saved_session, save_session
@@ -130,3 +130,21 @@ def test_a_caliper_placed_by_hand_is_kept_logged_and_forgotten_with_its_ellipse(
     assert again.kept_caliper(A1) == kept and again.kept_calipers() == {A1: kept}
     session.edit(A1, Ellipse(100.0, 80.0, 62.0, 47.0, 0.3))  # a new axis: the placement is void
     assert session.kept_caliper(A1) is None
+
+
+def test_a_kept_selection_outside_the_default_choice_still_makes_the_exam_value():
+    spacing = Spacing.square(0.6, "user")
+    records = [
+        record_from_ellipse(f"/a/f{i}.png", 0, spacing, Ellipse(100, 80, 60 + i, 45, 0.3), "m")
+        for i in range(4)
+    ]
+    last = ("/a/f3.png", 0)
+    assert last not in [(r.file, r.frame_index) for r in choose_frames(records, 3)]
+    chosen = chosen_with_selection(records, 3, None, {"hc": last})
+    assert chosen == [last, ("/a/f0.png", 0), ("/a/f1.png", 0)]
+    values = exam_values(records, 3, chosen, {"hc": last})
+    assert values["hc"].value == pytest.approx(records[3].hc)
+    assert chosen_with_selection(records, 3, [("/a/f0.png", 0)], {"hc": last}) == [
+        ("/a/f0.png", 0)
+    ]  # frames the person ticked stay as ticked
+    assert chosen_with_selection(records, 3, None, {"hc": ("/a/f1.png", 0)}) is None
