@@ -94,6 +94,15 @@ class BpdOuterInnerCaliper(QObject):
             return None
         return caliper_length(tuple(self._near), self.far_xy, self._spacing)
 
+    def show_placed(self, far_xy: tuple[float, float]) -> None:
+        """Show the far end where the person placed it earlier (kept in the session): placed
+        by the user, no edit emitted."""
+        if self._spacing is None:
+            return
+        self._move_far_end(np.asarray(far_xy, dtype=float))
+        self.placed_by = "user"
+        self._draw()
+
     def move_far_end(self, to_xy: tuple[float, float]) -> None:
         """Move the far end as a drag would (onto the axis, then released): one edit."""
         self.far_end.setPos(QPointF(*to_xy))

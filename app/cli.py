@@ -44,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tab",
-        choices=("measure", "batch", "train"),
+        choices=("measure", "exam", "batch", "train"),
         default=None,
-        help="The tab to show first (default: the tab shown when the window was last closed).",
+        help="The tab to show first; exam: the Measure tab with its Exam side tab (default: the "
+        "tab shown when the window was last closed).",
     )
     parser.add_argument(
         "--timeout", type=float, default=SCREENSHOT_TIMEOUT_S, metavar="S",
@@ -84,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         install_error_dialog(window)
     if args.tab:
         tabs = {"measure": window.measure_tab, "batch": window.batch_tab, "train": window.train_tab}
-        window.tabs.setCurrentWidget(tabs[args.tab])
+        window.tabs.setCurrentWidget(tabs.get(args.tab, window.measure_tab))
+        if args.tab == "exam":
+            window.measure_extras.show_exam_tab()
     window.show()
     if not args.screenshot:  # a screenshot run leaves the saved session alone
         window.offer_saved_session()

@@ -4,7 +4,10 @@ Everything shown is computed by `core.exam` for the exam on show only: its own G
 EDD or GA at the exam date, with the exam date) drives its centile and its discrepancy, so a
 frame of another patient is never read against it. The frames ticked in the list are the ones
 whose mean makes the exam value (by default the best `limit` usable ones, as `choose_frames`
-picks them).
+picks them). The frame picked in the list can be moved to another exam (or a new one), and its
+values can be selected as the exam value instead of the mean (per parameter from the list's
+context menu): the panel asks (`move_requested`, `selection_requested`) and the session keeps
+what was decided.
 
 Enter in the panel's fields applies the dating and is consumed there: it never reaches a
 window-wide shortcut such as the Measure tab's "Accept and next".
@@ -28,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -40,8 +44,17 @@ from ..core.exam import ACOG_2017_MARGINS, DEFAULT_LIMIT, Dating, DiscrepancyMar
 from ..core.exam.assessment import EQUATION_REFERENCES, ExamAssessment, assess_exam
 from ..core.exam.dating import EDD, GA_AT_EXAM, LMP, format_ga_days
 from ..core.exam.grouping import FrameKey, frame_key
-from ..core.exam.values import LABELS, ParameterValue, choose_frames, exam_values, unusable_reason
-from ..core.report.content import frame_name
+from ..core.exam.values import (
+    LABELS,
+    PARAMETERS,
+    ParameterValue,
+    choose_frames,
+    chosen_with_selection,
+    exam_values,
+    unusable_reason,
+    usable_selection,
+)
+from ..core.report.content import frame_name, value_how
 from .keys import EnterApplies
 
 NOT_ENTERED = ""
@@ -49,6 +62,8 @@ KINDS = ((NOT_ENTERED, "Not entered"), (LMP, "LMP"), (EDD, "EDD"), (GA_AT_EXAM, 
 _NO_DATE = QDate(1900, 1, 1)  # the QDateEdit minimum, shown as "not recorded"
 _CHECKED = Qt.CheckState.Checked
 _FLAG_STYLE = "color: #c62828; font-weight: bold;"
+NEW_EXAM = ""  # the move target that makes a new exam
+SELECTABLE = (*PARAMETERS, "bpd_outer_inner")  # "use this one" for all of them at once
 
 
 def _to_qdate(day: dt.date | None) -> QDate:
@@ -68,11 +83,15 @@ class ExamPanel(QWidget):
 
     Signals: `dating_changed(exam_key)` after GA by dates or the exam date of that exam was set
     (the `Exam` object itself is updated); `chosen_changed(exam_key, [frame keys])` when the user
-    ticks or unticks a frame for the exam value.
+    ticks or unticks a frame for the exam value; `move_requested(frame key, exam key)` to move a
+    frame (exam key `NEW_EXAM`: into a new exam); `selection_requested(exam key, frame key or
+    None, [parameters])` to make that frame's values the exam's (None: the mean again).
     """
 
     dating_changed = Signal(str)
     chosen_changed = Signal(str, list)
+    move_requested = Signal(object, str)
+    selection_requested = Signal(str, object, list)
 
     def __init__(
         self,
@@ -85,14 +104,28 @@ class ExamPanel(QWidget):
         self.margins = margins
         self._exams: list[Exam] = []
         self._chosen: dict[str, list[FrameKey]] = {}  # per exam key, once the user ticked
+        self.selected: dict[str, dict[str, FrameKey]] = {}  # per exam key: the session's choice
         self._loading = False
         self.assessment: ExamAssessment | None = None
         self.values: dict[str, ParameterValue] = {}
 
         self.exam_box = QComboBox()
         self.frames_list = QListWidget()
-        self.frames_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.frames_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.frames_list.setMaximumHeight(110)
+        self.frames_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.move_box = QComboBox()
+        self.move_box.setToolTip("The exam the frame picked in the list moves to")
+        self.move_button = QPushButton("Move frame")
+        self.use_button = QPushButton("Use this one")
+        self.use_button.setToolTip(
+            "The picked frame's values become the exam values instead of the mean "
+            "(per parameter: right-click the frame)"
+        )
+        self.mean_button = QPushButton("Use the mean")
+        for button in (self.move_button, self.use_button, self.mean_button):
+            button.setAutoDefault(False)
+        self.choice_note = QLabel(wordWrap=True)
 
         self.kind_box = QComboBox()
         for kind, text in KINDS:
@@ -124,6 +157,10 @@ class ExamPanel(QWidget):
         self.kind_box.currentIndexChanged.connect(self._update_fields)
         self.apply_button.clicked.connect(self.apply_dating)
         self.frames_list.itemChanged.connect(self._on_frame_ticked)
+        self.frames_list.customContextMenuRequested.connect(self._frame_menu)
+        self.move_button.clicked.connect(self._move_picked)
+        self.use_button.clicked.connect(lambda: self.select_picked(SELECTABLE))
+        self.mean_button.clicked.connect(lambda: self._request_selection(None, SELECTABLE))
         self._show_current()
 
     # ---- building ------------------------------------------------------------------------------
@@ -169,6 +206,16 @@ class ExamPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(QLabel("Frames (ticked: in the exam value)"))
         layout.addWidget(self.frames_list)
+        choice_row = QHBoxLayout()
+        choice_row.addWidget(self.use_button)
+        choice_row.addWidget(self.mean_button)
+        layout.addLayout(choice_row)
+        move_row = QHBoxLayout()
+        move_row.addWidget(self.move_button)
+        move_row.addWidget(QLabel("to"))
+        move_row.addWidget(self.move_box, 1)
+        layout.addLayout(move_row)
+        layout.addWidget(self.choice_note)
         layout.addWidget(dating)
         layout.addWidget(self.values_table)
         layout.addWidget(self.ga_label)
@@ -178,11 +225,18 @@ class ExamPanel(QWidget):
 
     # ---- the exams -----------------------------------------------------------------------------
 
-    def set_exams(self, exams: Iterable[Exam]) -> None:
-        """The exams to show (e.g. an `ExamBook`); the one on show stays when still there. Call
-        again after records changed (an edit, an acceptance) to recompute."""
+    def set_exams(
+        self,
+        exams: Iterable[Exam],
+        selected: dict[str, dict[str, FrameKey]] | None = None,
+    ) -> None:
+        """The exams to show (e.g. an `ExamBook`) with the selected measurements per exam key;
+        the one on show stays when still there. Call again after records changed (an edit, an
+        acceptance) to recompute."""
         current = self.current_exam
         self._exams = list(exams)
+        if selected is not None:
+            self.selected = selected
         keys = {exam.key for exam in self._exams}
         self._chosen = {key: frames for key, frames in self._chosen.items() if key in keys}
         self._loading = True
@@ -207,6 +261,11 @@ class ExamPanel(QWidget):
     def current_exam(self) -> Exam | None:
         index = self.exam_box.currentIndex()
         return self._exams[index] if 0 <= index < len(self._exams) else None
+
+    def _chosen_of(self, exam: Exam) -> list[FrameKey] | None:
+        """The ticked frames; untouched, the default choice with the selected frames in it."""
+        selected = self.selected.get(exam.key)
+        return chosen_with_selection(exam.records, self.limit, self._chosen.get(exam.key), selected)
 
     def chosen_frames(self, key: str) -> list[FrameKey] | None:
         """The frames the user ticked for exam `key`, or None (the default choice)."""
@@ -269,20 +328,99 @@ class ExamPanel(QWidget):
         self.setEnabled(exam is not None)
         self._load_dating(exam)
         self._fill_frames(exam)
+        self._fill_move_targets(exam)
+        self.choice_note.clear()
         self._recompute()
 
+    # ---- regrouping and the selected measurement -----------------------------------------------
+
+    def _fill_move_targets(self, exam: Exam | None) -> None:
+        self.move_box.clear()
+        for other in self._exams:
+            if exam is None or other.key != exam.key:
+                self.move_box.addItem(other.label, other.key)
+        self.move_box.addItem("a new exam", NEW_EXAM)
+
+    def picked_frame(self) -> FrameKey | None:
+        item = self.frames_list.currentItem()
+        return None if item is None else tuple(item.data(Qt.ItemDataRole.UserRole))
+
+    def _move_picked(self) -> None:
+        key = self.picked_frame()
+        if key is None:
+            self.choice_note.setText("Pick a frame in the list first.")
+            return
+        self.move_requested.emit(key, self.move_box.currentData())
+
+    def select_picked(self, parameters: Iterable[str]) -> None:
+        """The picked frame's values of `parameters` become the exam's. Among ticked frames it
+        is ticked too when there is room; untouched, the default choice takes it in."""
+        exam, key = self.current_exam, self.picked_frame()
+        if exam is None or key is None:
+            self.choice_note.setText("Pick a frame in the list first.")
+            return
+        record = next(r for r in exam.records if frame_key(r) == key)
+        if unusable_reason(record):
+            self.choice_note.setText(f"Not usable: {unusable_reason(record)}.")
+            return
+        chosen = self._chosen.get(exam.key)
+        used = [frame_key(r) for r in choose_frames(exam.records, self.limit, chosen)]
+        if chosen is not None and key not in used:
+            if len(used) >= self.limit:
+                self.choice_note.setText(
+                    f"At most {self.limit} measurements make the exam value: untick one first."
+                )
+                return
+            self._chosen[exam.key] = [*used, key]
+            self.chosen_changed.emit(exam.key, list(self._chosen[exam.key]))
+        self._request_selection(key, parameters)
+
+    def _request_selection(self, key: FrameKey | None, parameters: Iterable[str]) -> None:
+        exam = self.current_exam
+        if exam is not None:
+            self.choice_note.clear()
+            self.selection_requested.emit(exam.key, key, list(parameters))
+
+    def _frame_menu(self, position) -> None:
+        item = self.frames_list.itemAt(position)
+        if item is None:
+            return
+        self.frames_list.setCurrentItem(item)
+        menu = QMenu(self)
+        for name in SELECTABLE:
+            action = menu.addAction(f"Use this one for {LABELS[name]}")
+            action.triggered.connect(lambda _=False, n=name: self.select_picked([n]))
+        menu.addAction("Use this one for all").triggered.connect(
+            lambda: self.select_picked(SELECTABLE)
+        )
+        menu.addAction("Use the mean").triggered.connect(
+            lambda: self._request_selection(None, SELECTABLE)
+        )
+        move = menu.addMenu("Move to")
+        for index in range(self.move_box.count()):
+            target = self.move_box.itemData(index)
+            action = move.addAction(self.move_box.itemText(index))
+            action.triggered.connect(
+                lambda _=False, t=target: self.move_requested.emit(self.picked_frame(), t)
+            )
+        menu.popup(self.frames_list.viewport().mapToGlobal(position))
+
     def _fill_frames(self, exam: Exam | None) -> None:
+        picked = self.picked_frame()  # stays picked when the list is shown again
         self._loading = True
         self.frames_list.clear()
         if exam is not None:
-            used = {
-                frame_key(r)
-                for r in choose_frames(exam.records, self.limit, self._chosen.get(exam.key))
-            }
+            chosen = self._chosen_of(exam)
+            used = {frame_key(r) for r in choose_frames(exam.records, self.limit, chosen)}
+            selected = self.selected.get(exam.key, {})
             for record in exam.records:
                 reason = unusable_reason(record)
                 hc = "-" if record.hc is None else f"HC {record.hc:.1f} {record.unit}"
-                item = QListWidgetItem(f"{frame_name(record)}: {hc} ({reason or record.status})")
+                text = f"{frame_name(record)}: {hc} ({reason or record.status})"
+                mine = [LABELS[n] for n in SELECTABLE if selected.get(n) == frame_key(record)]
+                if mine:
+                    text += f" [selected: {', '.join(mine)}]"
+                item = QListWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, frame_key(record))
                 if reason:
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
@@ -294,6 +432,8 @@ class ExamPanel(QWidget):
                         Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
                     )
                 self.frames_list.addItem(item)
+                if frame_key(record) == picked:
+                    self.frames_list.setCurrentItem(item)
         self._loading = False
 
     def _on_frame_ticked(self, item: QListWidgetItem) -> None:
@@ -320,7 +460,11 @@ class ExamPanel(QWidget):
                 label.clear()
             self.dates_label.setText("No exam.")
             return
-        self.values = exam_values(exam.records, self.limit, self._chosen.get(exam.key))
+        chosen = self._chosen_of(exam)
+        self.values = exam_values(exam.records, self.limit, chosen)
+        selected = usable_selection(self.values, self.selected.get(exam.key))
+        if selected:  # the person's choice, while it is among the exam's measurements
+            self.values = exam_values(exam.records, self.limit, chosen, selected)
         self.assessment = assess_exam(exam, self.values, self.margins)
         self._fill_values()
         self._fill_assessment(exam, self.assessment)
@@ -330,7 +474,7 @@ class ExamPanel(QWidget):
             (
                 LABELS.get(name, name),
                 "-" if value.value is None else f"{value.value:.1f} {value.unit}",
-                value.how,
+                value_how(value),
                 value.spread_text() or "-",
             )
             for name, value in self.values.items()

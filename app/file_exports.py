@@ -3,8 +3,9 @@ accepted frames as a labelled folder for training (learning from the person's co
 
 The report actions are `app.report_actions.ReportActions` fed from the session: the exams of the
 Measure tab (with their GA by dates), the records, the correction log built from each accepted
-frame's automatic and final record (who: the operator, a setting of the window), and the model
-details of the engine in use. The labelled folder is written by `core.correction_export`.
+frame's automatic and final record (who: the operator, a setting of the window), the
+measurements selected as exam values and the calipers placed by hand (kept in the session), and
+the model details of the engine in use. The labelled folder is written by `core.correction_export`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class FileExports(QObject):
             corrections=self.corrections,
             model_details=self.model_details,
             chosen=chosen,
+            selected=self.selected,
+            calipers=session.kept_calipers,
         )
         self.export_labelled = QAction("Export accepted frames as a &labelled folder…", parent)
         self.export_labelled.setStatusTip(
@@ -68,6 +71,11 @@ class FileExports(QObject):
         for exam in exams:
             exam.operator = exam.operator or self.settings.operator()
         return exams
+
+    def selected(self) -> dict:
+        """{exam key: {parameter: frame}}: the measurements selected as exam values."""
+        choices = self.session.choices
+        return {exam.key: choices.selected_in(exam.frame_keys()) for exam in self._exams()}
 
     def records(self) -> list:
         session = self.session

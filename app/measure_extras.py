@@ -15,6 +15,8 @@ caliper, and the exam panel (a side tab next to the frame's values).
   ranked without the quality term.
 - after a frame is measured, `BpdOuterInnerCaliper` shows BPD outer-to-inner on the image
   (`core.skull.bpd_outer_inner`) and the results panel shows its length beside outer-to-outer.
+  A caliper moved by hand is kept in the session for that frame (`KeptCaliper`) and shown
+  again, marked edited, whenever the frame is shown with the same ellipse.
 - the exam panel (`ExamWiring`) groups the open frames into exams; the results panel says the GA
   by dates of the frame's own exam.
 """
@@ -36,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from ..core.best_frame import rank_clip
 from ..core.cine import clip_frame_rate
+from ..core.exam.kept_caliper import EDITED_NOTE, KeptCaliper
 from ..core.image_quality import ImageQuality, image_quality
 from ..core.skull import SkullBpd, bpd_outer_inner
 from .caliper_item import BpdOuterInnerCaliper
@@ -97,6 +100,7 @@ class MeasureExtras(QObject):
         self.cine.frame_requested.connect(self._on_cine_frame)
         self.measure_clip_button.clicked.connect(self.measure_clip)
         self.caliper.length_changed.connect(self._show_caliper_length)
+        self.caliper.edit_finished.connect(self._keep_caliper)
         self._show_clip(None)
 
     def _build(self) -> None:
@@ -136,6 +140,9 @@ class MeasureExtras(QObject):
         self.side_tabs.addTab(scroll, EXAM_TAB)
         self.side_tabs.currentChanged.connect(self._on_side_tab_changed)
 
+    def show_exam_tab(self) -> None:
+        self.side_tabs.setCurrentWidget(self.exam_scroll)
+
     def _on_side_tab_changed(self, index: int) -> None:
         """The exam panel needs more width than the frame's values: take it from the frame
         list (then the image) while it is shown, on a screen as small as 1024x700."""
@@ -154,7 +161,7 @@ class MeasureExtras(QObject):
     def _on_frame_displayed(self, key: FrameKey) -> None:
         self._show_clip(key)
         self._update_caliper(key)
-        self.tab.panel.show_ga_by_dates(self.session.ga_weeks_for(key[0]))
+        self.tab.panel.show_ga_by_dates(self.session.ga_weeks_for_frame(key))
 
     def _on_frame_measured(self, key: FrameKey) -> None:
         if self._clip_queue and key == self._clip_queue[0]:
@@ -287,14 +294,34 @@ class MeasureExtras(QObject):
             self.skull = bpd_outer_inner(frame.pixels, record.ellipse_px, spacing)
             self._skull_for = wanted
             self.caliper.set_skull(self.skull, spacing)
+            kept = self.session.kept_caliper(key)
+            if kept is not None:
+                self.caliper.show_placed(kept.far_xy)
         self._show_caliper_length(self.caliper.length)
+
+    def _keep_caliper(self, _length: float) -> None:
+        """The person let go of the far end: keep the placement for the frame."""
+        if self.skull is None or self._skull_for is None or self.caliper.placed_by != "user":
+            return
+        key, ellipse, _spacing = self._skull_for
+        skull = self.skull
+        kept = KeptCaliper(
+            tuple(skull.near_outer_xy),
+            self.caliper.far_xy,
+            tuple(skull.far_outer_xy),
+            ellipse,
+            skull.outer_inner,
+            skull.unit,
+        )
+        if kept != self.session.choices.calipers.get(key):
+            self.session.keep_caliper(key, kept)
 
     def _show_caliper_length(self, length: float | None) -> None:
         skull = self.skull
         if skull is None:
             return
         moved = self.caliper.placed_by == "user"
-        note = "moved by hand" if moved else skull.note
+        note = EDITED_NOTE if moved else skull.note
         self.tab.panel.show_bpd_outer_inner(length, skull.unit, note)
 
 

@@ -20,6 +20,7 @@ from ..core.dicom_sr import SRExport, accepted_records, write_exam_srs
 from ..core.exam import Exam
 from ..core.exam.correction_log import CorrectionEntry, summarise, write_correction_log
 from ..core.exam.grouping import FrameKey
+from ..core.exam.kept_caliper import KeptCaliper
 from ..core.records import MeasurementRecord
 from ..core.report import build_exam_report, report_paths, write_exam_pdf
 from ..core.report.content import PixelReader, read_record_pixels
@@ -58,10 +59,15 @@ def print_reports(
     chosen: Mapping[str, Sequence[FrameKey]] | None = None,
     read_pixels: PixelReader = read_record_pixels,
     path: str | Path | None = None,
+    selected: Mapping[str, Mapping[str, FrameKey]] | None = None,
+    calipers: Mapping[FrameKey, KeptCaliper] | None = None,
 ) -> list[Path] | None:
     """One PDF per exam: OUT.pdf, OUT-2.pdf... (asks for OUT when `path` is None). `chosen`
-    maps an exam key to the frames the user picked for its values. Returns the files written,
-    or None when cancelled or refused; an exam that fails is named and the others go on."""
+    maps an exam key to the frames the user picked for its values, `selected` to the frame
+    selected per parameter; `calipers` are BPD outer-to-inner calipers placed by hand;
+    `corrections` is the session's correction log (each report summarises its exam's part and
+    the whole). Returns the files written, or None when cancelled or refused; an exam that
+    fails is named and the others go on."""
     exams = [exam for exam in exams if exam.records]
     if not exams:
         _warn(parent, PRINT_TITLE, "No exam to report: open and measure frames first.")
@@ -80,8 +86,11 @@ def print_reports(
                 exam,
                 read_pixels,
                 chosen=(chosen or {}).get(exam.key),
+                selected=(selected or {}).get(exam.key),
                 model_details=model_details,
                 corrections=_entries_of(exam, corrections),
+                calipers=calipers,
+                session_corrections=list(corrections),
             )
             written.append(write_exam_pdf(report, target))
             lines.append(f"{exam.label}: {target}")
@@ -162,7 +171,9 @@ class ReportActions(QObject):
 
     `exams()` -> the exams to report; `records()` -> all records of the session (SR export keeps
     the accepted ones); `corrections()` -> correction log entries; `model_details()` -> what the
-    report says about the model; `chosen()` -> {exam key: chosen frames} (optional).
+    report says about the model; `chosen()` -> {exam key: chosen frames}, `selected()` ->
+    {exam key: {parameter: selected frame}}, `calipers()` -> {frame: caliper placed by hand}
+    (all three optional).
     """
 
     def __init__(
@@ -173,6 +184,8 @@ class ReportActions(QObject):
         corrections: Callable[[], Sequence[CorrectionEntry]],
         model_details: Callable[[], Mapping[str, str] | None] = lambda: None,
         chosen: Callable[[], Mapping[str, Sequence[FrameKey]]] = dict,
+        selected: Callable[[], Mapping[str, Mapping[str, FrameKey]]] = dict,
+        calipers: Callable[[], Mapping[FrameKey, KeptCaliper]] = dict,
     ) -> None:
         super().__init__(parent)
         self._parent = parent
@@ -183,7 +196,15 @@ class ReportActions(QObject):
         self.export_log = QAction("Export &correction log…", parent)
         self.export_log.setStatusTip("Write the automatic and final value of each acceptance")
         self.print_report.triggered.connect(
-            lambda: print_reports(self._parent, exams(), model_details(), corrections(), chosen())
+            lambda: print_reports(
+                self._parent,
+                exams(),
+                model_details(),
+                corrections(),
+                chosen(),
+                selected=selected(),
+                calipers=calipers(),
+            )
         )
         self.export_sr.triggered.connect(lambda: export_dicom_sr(self._parent, records()))
         self.export_log.triggered.connect(

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.exam.kept_caliper import EDITED_NOTE
 from ..core.records import MeasurementRecord
 from ..core.session.frames import FrameState, failure_text, frame_state, review_text
 from ..core.skull import BPD_CONVENTION_BY_EQUATION
@@ -207,7 +208,8 @@ class ResultsPanel(QWidget):
         if length is None:
             self.bpd_outer_inner.setText(DASH if not note else "not found")
         else:
-            self.bpd_outer_inner.setText(f"{format_length(length, unit)} (Hadlock BPD)")
+            edited = ", edited" if note == EDITED_NOTE else ""  # placed by hand
+            self.bpd_outer_inner.setText(f"{format_length(length, unit)} (Hadlock BPD{edited})")
         self.bpd_outer_inner.setToolTip(f"{note}\n\n{BPD_CONVENTION_TIP}".strip())
 
 

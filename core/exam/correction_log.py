@@ -1,7 +1,9 @@
 """The correction log: for each accepted measurement, what the machine said and what was kept.
 
 One entry per accepted frame: the automatic HC/BPD/OFD, the final (accepted, possibly edited)
-ones, the HC difference in mm and in days of GA by Hadlock 1984, who accepted it and when. The CSV
+ones, the HC difference in mm and in days of GA by Hadlock 1984, who accepted it and when. Where
+the person placed the BPD outer-to-inner caliper by hand, its automatic and final lengths are
+logged too, marked edited (the columns are empty otherwise; a log without them still reads). The CSV
 is written atomically; text cells that a spreadsheet would run as a formula (starting with = + -
 @ tab or CR) get a leading apostrophe unless they are numbers, and reading strips it again.
 """
@@ -9,6 +11,7 @@ is written atomically; text cells that a spreadsheet would run as a formula (sta
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import math
 import statistics
@@ -37,7 +40,9 @@ COLUMNS: tuple[str, ...] = (
     "accepted_by",
     "accepted_at",
 )
-_TEXT_COLUMNS = ("file", "unit", "origin", "accepted_by")
+OUTER_INNER_COLUMNS = ("bpd_outer_inner_auto", "bpd_outer_inner_final", "bpd_outer_inner_origin")
+ALL_COLUMNS = COLUMNS + OUTER_INNER_COLUMNS
+_TEXT_COLUMNS = ("file", "unit", "origin", "accepted_by", "bpd_outer_inner_origin")
 
 
 def _hadlock_days(hc_mm: float | None) -> float | None:
@@ -63,6 +68,18 @@ class CorrectionEntry:
     origin: str
     accepted_by: str
     accepted_at: dt.datetime
+    bpd_outer_inner_auto: float | None = None
+    bpd_outer_inner_final: float | None = None
+    bpd_outer_inner_origin: str = ""  # "edited" when placed by hand, "" when not logged
+
+    def with_outer_inner(self, automatic: float | None, final: float) -> CorrectionEntry:
+        """This entry with the BPD outer-to-inner caliper the person placed by hand."""
+        return dataclasses.replace(
+            self,
+            bpd_outer_inner_auto=automatic,
+            bpd_outer_inner_final=final,
+            bpd_outer_inner_origin="edited",
+        )
 
     @classmethod
     def from_records(
@@ -111,7 +128,8 @@ class CorrectionEntry:
     @property
     def corrected(self) -> bool:
         diff = self.hc_diff
-        return self.origin == "edited" or (diff is not None and abs(diff) > 0.05)
+        edited = "edited" in (self.origin, self.bpd_outer_inner_origin)
+        return edited or (diff is not None and abs(diff) > 0.05)
 
 
 def _number(value: float | None, decimals: int = 3) -> str:
@@ -134,15 +152,18 @@ def _row(entry: CorrectionEntry) -> dict[str, str]:
         "origin": entry.origin,
         "accepted_by": entry.accepted_by,
         "accepted_at": entry.accepted_at.isoformat(timespec="seconds"),
+        "bpd_outer_inner_auto": _number(entry.bpd_outer_inner_auto),
+        "bpd_outer_inner_final": _number(entry.bpd_outer_inner_final),
+        "bpd_outer_inner_origin": entry.bpd_outer_inner_origin,
     }
     return row
 
 
 def write_correction_log(entries: Iterable[CorrectionEntry], path: str | Path) -> int:
-    """Write the log atomically (columns `COLUMNS`); returns the number of rows."""
+    """Write the log atomically (columns `ALL_COLUMNS`); returns the number of rows."""
     entries = list(entries)
     with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = SafeDictWriter(handle, fieldnames=list(COLUMNS))
+        writer = SafeDictWriter(handle, fieldnames=list(ALL_COLUMNS))
         writer.writeheader()
         writer.writerows(_row(entry) for entry in entries)
     return len(entries)
@@ -163,7 +184,7 @@ def read_correction_log(path: str | Path) -> list[CorrectionEntry]:
         entries = []
         for row in reader:
             try:
-                text = {column: restore_cell(row[column]) for column in _TEXT_COLUMNS}
+                text = {column: restore_cell(row.get(column) or "") for column in _TEXT_COLUMNS}
                 entries.append(
                     CorrectionEntry(
                         file=text["file"],
@@ -178,6 +199,11 @@ def read_correction_log(path: str | Path) -> list[CorrectionEntry]:
                         origin=text["origin"],
                         accepted_by=text["accepted_by"],
                         accepted_at=dt.datetime.fromisoformat(row["accepted_at"]),
+                        bpd_outer_inner_auto=_optional_float(row.get("bpd_outer_inner_auto") or ""),
+                        bpd_outer_inner_final=_optional_float(
+                            row.get("bpd_outer_inner_final") or ""
+                        ),
+                        bpd_outer_inner_origin=text["bpd_outer_inner_origin"],
                     )
                 )
             except (ValueError, TypeError) as error:

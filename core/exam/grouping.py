@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,3 +176,20 @@ def group_into_exams(
                 )
         exams[group].records.append(record)
     return ExamBook(exams.values())
+
+
+def regroup(book: ExamBook, moves: Mapping[FrameKey, str]) -> ExamBook:
+    """`book` with the person's moves applied: each frame of `moves` goes into its exam, made
+    (kind "user", label "Exam N" from its key "exam-N") when no such exam exists. Frames no
+    longer open are skipped; exams left without frames are dropped."""
+    for key, target in moves.items():
+        try:
+            book.exam_of(key)
+        except KeyError:
+            continue
+        if not any(exam.key == target for exam in book):
+            label = target.replace("exam-", "Exam ", 1) if target.startswith("exam-") else target
+            book.exams.append(Exam(key=target, label=label, kind=USER))
+        book.move_frame(key, target)
+    book.drop_empty()
+    return book

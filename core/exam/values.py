@@ -147,3 +147,37 @@ def exam_values(
         )
         result[name] = ParameterValue(name, pairs, selected.get(name))
     return result
+
+
+def usable_selection(
+    values: Mapping[str, ParameterValue], selected: Mapping[str, FrameKey] | None
+) -> dict[str, FrameKey]:
+    """The part of `selected` that names one of each parameter's measurements in `values`
+    (e.g. from `exam_values` without a selection): a selected frame the person has since taken
+    out of the exam value, or moved to another exam, no longer counts."""
+    return {
+        name: key
+        for name, key in (selected or {}).items()
+        if name in values and key in dict(values[name].measurements)
+    }
+
+
+def chosen_with_selection(
+    records: Iterable[MeasurementRecord],
+    limit: int = DEFAULT_LIMIT,
+    chosen: Sequence[FrameKey] | None = None,
+    selected: Mapping[str, FrameKey] | None = None,
+) -> list[FrameKey] | None:
+    """`chosen`, or, when the person has not ticked frames (`chosen` None), the default choice
+    with every usable selected frame in it (first, in place of the least good): a selection kept
+    from an earlier session is never dropped because the default choice left its frame out.
+    Returns `chosen` as it is when nothing needs adding."""
+    if chosen is not None or not selected:
+        return chosen
+    records = list(records)
+    usable = {frame_key(r) for r in records if not unusable_reason(r)}
+    keys = [frame_key(r) for r in choose_frames(records, limit)]
+    wanted = [key for key in dict.fromkeys(selected.values()) if key in usable]
+    if all(key in keys for key in wanted):
+        return None
+    return [*wanted, *(key for key in keys if key not in wanted)][:limit]

@@ -2,8 +2,9 @@
 
 `build_exam_report` gathers everything the report shows from an `Exam`: the exam values with
 their spread, GA by each equation with its reference, GA by dates and the discrepancy, the HC
-centile worded for print, every frame's measurement (automatic or edited, BPD both ways), the
-calibration source, the model, the corrections, and the frames with their overlays. `pdf.py`
+centile worded for print, every frame's measurement (automatic or edited, BPD both ways, a BPD
+outer-to-inner caliper placed by hand marked edited), the calibration source, the model, the
+corrections of the exam and of the whole session, and the frames with their overlays. `pdf.py`
 only lays this out, so the same content can be tested without reading a PDF.
 """
 
@@ -23,7 +24,15 @@ from ..exam.assessment import CENTILE_REFERENCE, EQUATION_REFERENCES, assess_exa
 from ..exam.correction_log import CorrectionEntry, summarise
 from ..exam.dating import EXTREME_Z, GA_AT_EXAM, format_ga_days
 from ..exam.grouping import Exam, FrameKey, frame_key
-from ..exam.values import DEFAULT_LIMIT, LABELS, exam_values, unusable_reason
+from ..exam.kept_caliper import EDITED_NOTE, KeptCaliper
+from ..exam.values import (
+    DEFAULT_LIMIT,
+    LABELS,
+    chosen_with_selection,
+    exam_values,
+    unusable_reason,
+    usable_selection,
+)
 from ..io import FrameReadError
 from ..records import MeasurementRecord
 from ..skull import BPD_CONVENTION_BY_EQUATION, SkullBpd, bpd_outer_inner
@@ -80,8 +89,19 @@ def read_record_pixels(record: MeasurementRecord) -> np.ndarray:
 
 
 def frame_name(record: MeasurementRecord) -> str:
-    name = Path(record.file).name
-    return f"{name} #{record.frame_index}" if record.frame_index else name
+    return key_name(frame_key(record))
+
+
+def key_name(key: FrameKey) -> str:
+    name = Path(key[0]).name
+    return f"{name} #{key[1]}" if key[1] else name
+
+
+def value_how(value) -> str:
+    """How an exam value was made, naming the selected frame ("selected measurement (f.png)")."""
+    if value.selected is None:
+        return value.how
+    return f"{value.how} ({key_name(value.selected)})"
 
 
 def _length(value: float | None, unit: str) -> str:
@@ -179,20 +199,32 @@ def build_exam_report(
     corrections: Sequence[CorrectionEntry] = (),
     printed_at: dt.datetime | None = None,
     notes: Sequence[str] = (),
+    calipers: Mapping[FrameKey, KeptCaliper] | None = None,
+    session_corrections: Sequence[CorrectionEntry] | None = None,
 ) -> ExamReport:
     """The report of one exam. Frames are read with `read_pixels` for BPD outer-to-inner and
     again for the few shown with their overlays (a long cine never sits in memory as a whole); a
     frame that cannot be read keeps its row and says so. `notes` are printed with the
-    provenance."""
+    provenance. `selected` maps a parameter to the frame chosen as its exam value (ignored when
+    that frame is not among the measurements); `calipers` are BPD outer-to-inner calipers placed
+    by hand, used instead of the image's; `session_corrections` is the whole session's
+    correction log, summarised beside the exam's."""
     records = exam.records
-    skulls = {}
+    skulls: dict[FrameKey, SkullBpd | None] = {}
     for record in records:
-        skulls[frame_key(record)] = _skull(record, _read(record, read_pixels)[0])
+        skull = _skull(record, _read(record, read_pixels)[0])
+        kept = (calipers or {}).get(frame_key(record))
+        if kept is not None and kept.applies_to(record):
+            skull = kept.skull(skull, record)
+        skulls[frame_key(record)] = skull
     outer_inner = {
         key: (skull.outer_inner if skull is not None and skull.unit == "mm" else None)
         for key, skull in skulls.items()
     }
-    values = exam_values(records, limit, chosen, selected, {"bpd_outer_inner": outer_inner})
+    extra = {"bpd_outer_inner": outer_inner}
+    chosen = chosen_with_selection(records, limit, chosen, selected)
+    selected = usable_selection(exam_values(records, limit, chosen, None, extra), selected)
+    values = exam_values(records, limit, chosen, selected, extra)
     assessment = assess_exam(exam, values)
     used = {key for value in values.values() for key, _ in value.measurements}
     printed_at = printed_at or dt.datetime.now().astimezone()
@@ -208,7 +240,7 @@ def build_exam_report(
         (
             LABELS.get(name, name),
             _length(value.value, value.unit),
-            value.how,
+            value_how(value),
             value.spread_text() or DASH,
         )
         for name, value in values.items()
@@ -227,8 +259,9 @@ def build_exam_report(
         values=Table(("Parameter", "Exam value", "From", "Spread"), value_rows),
         gestational_age=Table(("Equation (GA from the exam HC)", "GA", "Reference"), ga_rows),
         assessment_lines=_assessment_lines(assessment, values),
-        measurements=_measurement_table(records, skulls, used, assessment.ga_dates_days),
-        provenance_lines=_provenance_lines(records, model_details, corrections) + tuple(notes),
+        measurements=_measurement_table(records, skulls, used, assessment.ga_dates_days, selected),
+        provenance_lines=_provenance_lines(records, model_details, corrections, session_corrections)
+        + tuple(notes),
         images=_images(records, read_pixels, skulls, used),
     )
 
@@ -265,13 +298,18 @@ def _assessment_lines(assessment, values) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _measurement_table(records, skulls, used, ga_days) -> Table:
+def _measurement_table(records, skulls, used, ga_days, selected) -> Table:
     rows = []
     for record in records:
         key, unit = frame_key(record), record.unit
         skull = skulls.get(key)
         centile = hc_centile_for(record.hc, ga_days) if unit == "mm" else None
         reason = unusable_reason(record)
+        outer_inner = _length(skull.outer_inner if skull else None, unit)
+        if skull is not None and skull.note == EDITED_NOTE:
+            outer_inner += " (edited)"
+        chosen_for = [LABELS.get(name, name) for name, frame in selected.items() if frame == key]
+        in_value = "yes" + (f", selected for {', '.join(chosen_for)}" if chosen_for else "")
         rows.append(
             (
                 frame_name(record),
@@ -279,11 +317,11 @@ def _measurement_table(records, skulls, used, ga_days) -> Table:
                 "edited" if record.origin == "edited" else "automatic",
                 _length(record.hc, unit),
                 _length(record.bpd, unit),
-                _length(skull.outer_inner if skull else None, unit),
+                outer_inner,
                 _length(record.ofd, unit),
                 _weeks(record.ga_hadlock_weeks),
                 _short_centile(centile),
-                "yes" if key in used else (reason or "not chosen"),
+                in_value if key in used else (reason or "not chosen"),
             )
         )
     header = (
@@ -310,7 +348,7 @@ def _short_centile(centile) -> str:
     return centile.text
 
 
-def _provenance_lines(records, model_details, corrections) -> tuple[str, ...]:
+def _provenance_lines(records, model_details, corrections, session_corrections) -> tuple[str, ...]:
     lines = []
     calibrations = {}
     for record in records:
@@ -332,7 +370,9 @@ def _provenance_lines(records, model_details, corrections) -> tuple[str, ...]:
     keys = {frame_key(record) for record in records}
     mine = [entry for entry in corrections if (entry.file, entry.frame_index) in keys]
     if mine:
-        lines.append(f"Corrections: {summarise(mine).text()}")
+        lines.append(f"Corrections in this exam: {summarise(mine).text()}")
+    if session_corrections is not None:  # how often and how much the machine was corrected
+        lines.append(f"Corrections in this session: {summarise(session_corrections).text()}")
     return tuple(lines)
 
 

@@ -7,7 +7,8 @@ calibration. Observers are plain callables:
 - `listeners()`: something worth saving changed (the autosave writes the session).
 
 GA by dates is per exam (`datings`, one `ExamDating` per file of the exam): a frame's centile and
-z-score come from its own exam's dating.
+z-score come from its own exam's dating. A frame the person moved into another exam takes that
+exam's dating (`choices`, with the selected measurements and the calipers placed by hand).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import numpy as np
 
 from ..ellipse import Ellipse
 from ..exam.correction_log import CorrectionEntry
+from ..exam.kept_caliper import KeptCaliper
 from ..measure import record_from_ellipse
 from ..records import MeasurementRecord
 from ..spacing import Spacing
 from .calibration import CalibrationState, two_point_spacing
 from .commands import FrameUndoStacks, SetRecord
 from .datings import ExamDating
+from .exam_choices import ExamChoices
 from .frames import FrameEntry, FrameKey, FrameState, frame_state
 from .records_json import record_from_json, record_to_json
 
@@ -64,6 +67,7 @@ class MeasureSession:
         self._exported: dict[FrameKey, MeasurementRecord | None] = {}
         self.accepted_at: dict[FrameKey, dt.datetime] = {}
         self.datings: dict[str, ExamDating] = {}  # per file: its exam's GA by dates
+        self.choices = ExamChoices()  # regrouping, selected measurements, calipers by hand
         self.calibration = CalibrationState()
         self.calibration.listeners.append(self._respace)
         self.undo = FrameUndoStacks(self._apply_record)
@@ -106,6 +110,7 @@ class MeasureSession:
         self._file_spacing.clear()
         self._exported.clear()
         self.accepted_at.clear()
+        self.choices.clear()
         self.undo.clear()
         self._saved_state_changed()
 
@@ -184,7 +189,7 @@ class MeasureSession:
             base.model,
             origin="edited",
             base=base,
-            ga_weeks=self.ga_weeks_for(key[0]),
+            ga_weeks=self.ga_weeks_for_frame(key),
         )
         return record.replace(accepted=None)
 
@@ -223,7 +228,13 @@ class MeasureSession:
                 continue
             when = self.accepted_at.get(key) or dt.datetime.now().astimezone()
             auto = entry.auto or entry.record
-            entries.append(CorrectionEntry.from_records(auto, entry.record, accepted_by, when))
+            correction = CorrectionEntry.from_records(auto, entry.record, accepted_by, when)
+            kept = self.kept_caliper(key)
+            if kept is not None:  # the caliper placed by hand replaces the automatic one
+                correction = correction.with_outer_inner(
+                    kept.auto_value, kept.value(entry.record.spacing)
+                )
+            entries.append(correction)
         return entries
 
     def set_pixel_size(self, mm: float | None, path: str | None = None) -> None:
@@ -259,6 +270,64 @@ class MeasureSession:
         """GA by dates (weeks) at the exam date of `path`'s exam, or None."""
         dating = self.datings.get(path)
         return None if dating is None else dating.ga_weeks()
+
+    def dating_for_frame(self, key: FrameKey) -> ExamDating | None:
+        """GA by dates of the frame's exam: the one it was moved into, else its file's."""
+        if key in self.choices.moves:
+            return self.choices.moved_datings.get(key)
+        return self.datings.get(key[0])
+
+    def ga_weeks_for_frame(self, key: FrameKey) -> float | None:
+        dating = self.dating_for_frame(key)
+        return None if dating is None else dating.ga_weeks()
+
+    def set_frames_dating(self, keys: Iterable[FrameKey], dating: ExamDating | None) -> None:
+        """GA by dates of ONE exam given by its frames: moved frames keep it per frame, the
+        others per file (`set_exam_dating`)."""
+        keys = list(keys)
+        moved = [key for key in keys if key in self.choices.moves]
+        changed = [key for key in moved if self.choices.moved_datings.get(key) != dating]
+        for key in changed:
+            if dating is None:
+                self.choices.moved_datings.pop(key, None)
+            else:
+                self.choices.moved_datings[key] = dating
+        self._rederive_frames(changed)
+        self.set_exam_dating({key[0] for key in keys if key not in moved}, dating)
+
+    def move_frame(self, key: FrameKey, exam_key: str, dating: ExamDating | None) -> None:
+        """The person moved the frame into exam `exam_key` (whose GA by dates is `dating`)."""
+        self.choices.moves[key] = exam_key
+        if dating is None:
+            self.choices.moved_datings.pop(key, None)
+        else:
+            self.choices.moved_datings[key] = dating
+        self._rederive_frames([key])
+
+    def select_measurement(
+        self, parameter: str, key: FrameKey | None, exam_frames: Iterable[FrameKey]
+    ) -> None:
+        """`key`'s value of `parameter` is its exam's value (None: the mean again)."""
+        self.choices.select(parameter, key, exam_frames)
+        self._saved_state_changed()
+
+    def keep_caliper(self, key: FrameKey, kept: KeptCaliper | None) -> None:
+        """A BPD outer-to-inner caliper placed by hand on `key` (None forgets it)."""
+        if kept is None:
+            self.choices.calipers.pop(key, None)
+        else:
+            self.choices.calipers[key] = kept
+        self._frame_changed(key)
+        self._saved_state_changed()
+
+    def kept_caliper(self, key: FrameKey) -> KeptCaliper | None:
+        """The caliper placed by hand, while the frame's ellipse is the one it was placed on."""
+        kept = self.choices.calipers.get(key)
+        return kept if kept is not None and kept.applies_to(self.record(key)) else None
+
+    def kept_calipers(self) -> dict[FrameKey, KeptCaliper]:
+        kept = {key: self.kept_caliper(key) for key in self.choices.calipers}
+        return {key: value for key, value in kept.items() if value is not None}
 
     def set_exam_dating(self, paths: Iterable[str], dating: ExamDating | None) -> None:
         """GA by dates of ONE exam (the files `paths`); its frames only are re-derived."""
@@ -321,9 +390,22 @@ class MeasureSession:
             record.model,
             origin=record.origin,
             base=record,
-            ga_weeks=self.ga_weeks_for(record.file),
+            ga_weeks=self.ga_weeks_for_frame((record.file, record.frame_index)),
         )
         return new.replace(status=record.status, reasons=record.reasons)
+
+    def _rederive_frames(self, keys: Iterable[FrameKey]) -> None:
+        for key in keys:
+            entry = self.entries.get(key)
+            if entry is None:
+                continue
+            for name in ("auto", "record"):
+                if getattr(entry, name) is not None:
+                    setattr(
+                        entry, name, self._rederive(getattr(entry, name), self.spacing_for(key))
+                    )
+            self._frame_changed(key)
+        self._saved_state_changed()
 
     def _respace(self, paths: set[str] | None) -> None:
         """Recompute every record of `paths` (all files for None) after a spacing change."""
@@ -376,6 +458,7 @@ class MeasureSession:
             "exam_datings": {
                 path: dating.to_json() for path, dating in sorted(self.datings.items())
             },
+            "exam_choices": self.choices.to_json() if with_frames else {},
         }
 
     def restore(self, data: dict, with_frames: bool = True) -> None:
@@ -402,6 +485,7 @@ class MeasureSession:
             str(path): ExamDating.from_json(item)
             for path, item in (data.get("exam_datings") or {}).items()
         }
+        choices = ExamChoices.from_json(data.get("exam_choices"))
         calibration = CalibrationState()
         calibration.restore(data.get("calibration", {}))  # checked before anything changes
         self.datings = datings
@@ -411,6 +495,7 @@ class MeasureSession:
         self.clear()
         self.add_files(files)
         self.accepted_at = accepted_at
+        self.choices = choices
         for key, auto, record, exported in frames:
             entry = self.entry(key)
             entry.auto, entry.record = auto, record

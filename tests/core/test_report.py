@@ -14,10 +14,13 @@ from hc_studio.core.cli import main
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.exam import Dating, group_into_exams
 from hc_studio.core.exam.correction_log import CorrectionEntry
+from hc_studio.core.exam.grouping import frame_key
+from hc_studio.core.exam.kept_caliper import KeptCaliper
 from hc_studio.core.export import read_records_csv
 from hc_studio.core.measure import record_from_ellipse
 from hc_studio.core.phantom import make_phantom
 from hc_studio.core.report import build_exam_report, render_exam_pdf, report_paths
+from hc_studio.core.skull import bpd_outer_inner
 from hc_studio.core.spacing import Spacing
 
 EQUATIONS = ("Hadlock 1984", "INTERGROWTH-21st (Papageorghiou 2016)")
@@ -70,7 +73,7 @@ def test_report_content_holds_every_measurement_and_the_exam_value(tmp_path: Pat
     )
     assert "source csv" in text and "Model: tiny-threshold (file m.onnx)" in text
     assert "Origin: 4 automatic, 0 edited" in text
-    assert "Corrections: 0 of 1 accepted measurements corrected" in text
+    assert "Corrections in this exam: 0 of 1 accepted measurements corrected" in text
     assert len(report.images) == 3 and all(image.jpeg for image in report.images)
     rows = {row[0]: row for row in report.measurements.rows}
     assert rows["f3.png"][-1] == "not chosen" and rows["f0.png"][-1] == "yes"
@@ -178,3 +181,41 @@ def test_overlay_draws_the_ellipse_and_the_far_inner_caliper(tmp_path: Path) -> 
     x, y = np.round(np.array(skull.near_outer_xy) * 0.5 + np.array(skull.far_outer_xy) * 0.5)
     blue, green, red = image[int(y), int(x)].astype(int)
     assert blue > red + 60  # the outer-to-outer caliper (cyan) crosses the centre
+
+
+def test_report_uses_the_selection_the_kept_caliper_and_summarises_the_session(
+    tmp_path: Path,
+) -> None:
+    exam, reader = phantom_exam(tmp_path, [120.0, 124.0, 128.0])
+    first, second = exam.records[0], exam.records[1]
+    skull = bpd_outer_inner(reader(first), first.ellipse_px, SPACING)
+    near = skull.near_outer_xy
+    far = tuple(n + 0.8 * (f - n) for n, f in zip(near, skull.far_outer_xy, strict=True))
+    kept = KeptCaliper(near, far, skull.far_outer_xy, first.ellipse_px, skull.outer_inner)
+    when = dt.datetime(2025, 6, 1, 10, tzinfo=dt.UTC)
+    edited = CorrectionEntry.from_records(first, first, "ana", when).with_outer_inner(
+        skull.outer_inner, kept.value(SPACING)
+    )
+    plain = CorrectionEntry.from_records(second, second, "ana", when)
+    elsewhere = CorrectionEntry.from_records(
+        second.replace(file="/other/x.png"), second.replace(file="/other/x.png"), "ana", when
+    )
+
+    report = build_exam_report(
+        exam,
+        reader,
+        selected={"hc": frame_key(second)},
+        calipers={frame_key(first): kept},
+        corrections=[edited, plain],
+        session_corrections=[edited, plain, elsewhere],
+    )
+    values = {row[0]: row for row in report.values.rows}
+    assert values["HC"][1] == f"{second.hc:.1f} mm"
+    assert values["HC"][2] == "selected measurement (f1.png)"
+    rows = {row[0]: row for row in report.measurements.rows}
+    assert rows["f0.png"][5] == f"{kept.value(SPACING):.1f} mm (edited)"
+    assert rows["f1.png"][-1] == "yes, selected for HC" and rows["f2.png"][5].endswith(" mm")
+    text = pdf_text(render_exam_pdf(report))
+    assert "Corrections in this exam: 1 of 2 accepted measurements corrected" in text
+    assert "Corrections in this session: 1 of 3 accepted measurements corrected (33 %)" in text
+    assert f"{kept.value(SPACING):.1f} mm\n(edited)" in text  # the cell wraps
