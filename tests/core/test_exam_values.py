@@ -78,3 +78,20 @@ def test_extra_parameter_over_the_same_frames() -> None:
     records = [rec(0, 170.0), rec(1, 172.0)]
     values = exam_values(records, extra={"bpd_outer_inner": {("exam/f.dcm", 0): 45.0}})
     assert values["bpd_outer_inner"].values == [45.0] and values["bpd_outer_inner"].sd is None
+
+
+def test_measurements_of_different_heads_give_no_exam_value() -> None:
+    # Three patients' frames in one folder (80.8, 172.9 and 292.9 mm) once gave "HC 182.2 mm,
+    # mean of 3": a number of nobody's head, with a GA of 20.6 weeks.
+    records = [rec(0, 80.8), rec(1, 172.9), rec(2, 292.9)]
+    hc = exam_values(records)["hc"]
+    assert hc.value is None and hc.disagreement
+    assert "measurements disagree" in hc.how and "one head" in hc.how
+    assert hc.spread_text()  # the spread is still shown
+    chosen = exam_values(records, selected={"hc": ("exam/f.dcm", 1)})["hc"]
+    assert chosen.value == pytest.approx(172.9)  # a person's selection stands
+
+
+def test_close_measurements_are_averaged() -> None:
+    hc = exam_values([rec(0, 170.0), rec(1, 172.0), rec(2, 174.0)])["hc"]
+    assert hc.disagreement == "" and hc.value == pytest.approx(172.0)
