@@ -22,13 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..comparison import BOOTSTRAP_SAMPLES, VERDICT_RULE
 
     parser.description = f"{HELP}. The {VERDICT_RULE}. Exit code 3 when worse, else 0."
-    parser.add_argument("candidate", type=Path, metavar="CANDIDATE.onnx", help="the new model")
+    parser.add_argument(
+        "candidate", type=Path, metavar="CANDIDATE.onnx", help="the new model to judge (ONNX)"
+    )
     parser.add_argument(
         "--against",
         type=Path,
         required=True,
         metavar="CURRENT.onnx",
-        help="the model in use, to compare with",
+        help="the model in use, to compare with (required)",
     )
     parser.add_argument(
         "folder",
@@ -38,27 +40,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_spacing_arguments(parser)
     add_mask_label_argument(parser)
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT",
+        help="write the comparison as JSON to OUT, never an input (default: print it)",
+    )
     parser.add_argument(
         "--bootstrap",
         type=positive_int,
         default=BOOTSTRAP_SAMPLES,
         metavar="N",
-        help=f"bootstrap resamples (default {BOOTSTRAP_SAMPLES})",
+        help=f"bootstrap resamples of the paired differences (default: {BOOTSTRAP_SAMPLES})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)"
+    )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where the models run (default: CUDA when available)",
+        help="where the models run (default: auto, CUDA when it works, else the CPU)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import atomic_write
     from ..comparison import VERDICT_WORSE, compare_models
+    from ..output_paths import check_outputs, labelled_folder_inputs
 
+    if args.json is not None:  # checked before hours of scoring, never an input
+        inputs = [args.candidate, args.against, *labelled_folder_inputs(args.folder)]
+        check_outputs(
+            {"--json": args.json}, [*inputs, *([args.pixel_csv] if args.pixel_csv else [])]
+        )
     report = compare_models(
         args.candidate,
         args.against,

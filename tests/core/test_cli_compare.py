@@ -82,3 +82,15 @@ def test_help_states_the_rule(capsys: pytest.CaptureFixture) -> None:
         cli.main(["compare", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "paired bootstrap" in text and "wholly below 0" in text and "Exit code 3" in text
+
+
+def test_json_output_that_is_the_candidate_model_is_refused_before_scoring(
+    clinic: Path, tiny_onnx_model: Path, tmp_path: Path, capsys
+) -> None:
+    candidate = tmp_path / "candidate.onnx"
+    candidate.write_bytes(tiny_onnx_model.read_bytes())
+    before = candidate.read_bytes()
+    argv = ["compare", str(candidate), "--against", str(tiny_onnx_model), str(clinic)]
+    code = cli.main([*argv, "--mask-label", "2", "--json", str(candidate)])
+    assert code == 2 and candidate.read_bytes() == before
+    assert "--json" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Every option of measure, evaluate and fit-annotations says what it does and its default."""
+"""Every option of measure, evaluate, fit-annotations and compare says what it does and its
+default."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import pytest
 from hc_studio.core.cli import build_parser
 
-COMMANDS = ("measure", "evaluate", "fit-annotations")
+COMMANDS = ("measure", "evaluate", "fit-annotations", "compare")
 
 
 def command_parser(name: str) -> argparse.ArgumentParser:
