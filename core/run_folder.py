@@ -5,6 +5,8 @@
     RUN_DIR/model.onnx         the exported model, once the run has ended
     RUN_DIR/checkpoints/       last.pt (latest) and best.pt (best validation Dice)
     RUN_DIR/cache.npz          the decoded frames, reused by a resumed run
+    RUN_DIR/folds/fold-N/      with `train --adapt` judged by cross-validation: the run of fold
+                               N (1-based), a run folder of its own
 
 No torch and no Qt: the trainer writes runs, the GUI and the benchmarks read them.
 """
@@ -27,6 +29,7 @@ CHECKPOINTS_FOLDER = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 CACHE_FILE = "cache.npz"
+FOLDS_FOLDER = "folds"
 
 # Run states, as the runs list shows them.
 DONE, STOPPED, FAILED, INCOMPLETE, RUNNING, UNREADABLE = (
@@ -91,6 +94,10 @@ class RunFolder:
     @property
     def cache_file(self) -> Path:
         return self.path / CACHE_FILE
+
+    def fold(self, number: int) -> RunFolder:
+        """The run folder of cross-validation fold `number` (1-based) inside this run."""
+        return RunFolder(self.path / FOLDS_FOLDER / f"fold-{number}")
 
     @staticmethod
     def of_checkpoint(checkpoint: str | Path) -> RunFolder | None:

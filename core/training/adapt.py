@@ -28,12 +28,25 @@ ADAPT_DEFAULTS = {"method": "supervised", "iterations": 700, "batch_size": 4}
 
 
 def add_adapt_argument(group) -> None:
+    from ..comparison import MIN_FRAMES
+    from .kfold import DEFAULT_FOLDS, fold_count
+
     group.add_argument(
         "--adapt",
         action="store_true",
         help="Adapt the model in use to a clinic: start from --init (default: the installed "
         "model), train, then compare the new model with it on the held-out labelled frames "
         "(comparison.json; exit code 3 when worse) (default off).",
+    )
+    group.add_argument(
+        "--folds",
+        type=fold_count,
+        metavar="K",
+        help="With --adapt: judge by K-fold cross-validation (split by patient): K fine-tunes "
+        "on K-1 folds each, every labelled frame judged once by a model that did not train on "
+        "it, then the model itself on all labelled frames: K + 1 trainings, so K + 1 times the "
+        f"time of one (default: {DEFAULT_FOLDS} folds when the --val-fraction share would "
+        f"hold out fewer than {MIN_FRAMES} frames, else the single held-out share).",
     )
 
 
@@ -62,8 +75,6 @@ def judge(
 ) -> dict:
     """Compare the run's model with the model it started from on the run's held-out frames;
     writes `comparison.json` in the run folder and returns the report."""
-    from ..atomic import atomic_write
-    from ..commands.compare import summary_lines
     from ..comparison import compare_models
     from ..training_session import held_out_frames
 
@@ -79,8 +90,18 @@ def judge(
         device="cuda" if device == "cuda" else "cpu",
         only=held.names,
     )
+    return write_report(run_folder, report, say)
+
+
+def write_report(run_folder: Path, report: dict, say: Callable[[str], None]) -> dict:
+    """Write `report` as the run's `comparison.json` (atomically), say its summary, return it."""
+    from ..atomic import atomic_write
+    from ..commands.compare import summary_lines
+
     with atomic_write(Path(run_folder) / COMPARISON_FILE, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
+    if "judged_by" in report:
+        say(f"judged by {report['judged_by']} on {report['frames_scored']} frames")
     for line in summary_lines(report):
         say(line)
     return report
