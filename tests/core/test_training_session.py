@@ -7,7 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hc_studio.core.events import Done, Error, ImportProblemEvent, Progress, Start, Validation
+from hc_studio.core.events import (
+    Done,
+    Error,
+    Fold,
+    ImportProblemEvent,
+    Progress,
+    Start,
+    Validation,
+)
 from hc_studio.core.run_folder import RunSummary
 from hc_studio.core.training_session import (
     LiveRun,
@@ -98,6 +106,21 @@ def test_the_live_run_folds_events_into_what_the_tab_shows() -> None:
     assert run.headline == "Stopped at iteration 4: best Dice 0.8000, HC error 3.00 mm"
     run.apply(Error(message="out of memory"))
     assert run.state == "failed" and run.headline == "Failed: out of memory"
+
+
+def test_the_live_run_shows_the_cross_validation_folds_after_the_model() -> None:
+    run = LiveRun()
+    run.apply(Start(method="supervised", total_iterations=4, counts={"labelled": 50}))
+    run.apply(Progress(iteration=4, total_iterations=4, losses={"loss": 0.5}))
+    run.apply(Done(iteration=4, stopped_early=False, best_dice=None))
+    run.apply(Fold(fold=2, folds=5, stage="training", frames=10))
+    assert run.headline == "Fold 2/5: training without its 10 frames"
+    run.apply(Progress(iteration=3, total_iterations=4, losses={"loss": 0.9}))
+    assert run.headline == "Fold 2/5: iteration 3 of 4" and run.iteration == 3
+    assert run.losses == {"loss": ([4], [0.5])}  # a fold's losses are not the run's curve
+    run.apply(Fold(fold=2, folds=5, stage="scored", frames=10, dice_candidate=0.9,
+                   dice_current=0.85))  # fmt: skip
+    assert run.headline == "Fold 2/5 judged: Dice 0.9000 (model in use 0.8500) on 10 frames"
 
 
 def test_the_end_of_the_process_and_the_runs_list_in_words(tmp_path: Path) -> None:
