@@ -4,7 +4,9 @@ The adapt flow is an ordinary run with three differences:
 
 - it starts from the model in use (`--init`; by default the installed model);
 - it must hold labelled frames out (the validation share, by patient when patients are known,
-  or a `--val` folder): the run trains on the rest;
+  or a `--val` folder): the run trains on the rest; when the share would hold too few frames
+  for a verdict, K-fold cross-validation judges instead (`core.training.kfold`) and the run
+  trains on all labelled frames;
 - when the run has finished, the new model is compared with the model it started from on those
   held-out frames (`core.comparison`, the same as `hc-studio compare`); the report is written to
   the run folder as `comparison.json`, its verdict is said, and the command exits with 3 when
