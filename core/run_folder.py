@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .events import Done, Error, Event, Progress, Start, Validation, read_events
+from .events import Done, Error, Event, Fold, Progress, Start, Validation, read_events
 from .training_settings import DataSettings, TrainSettings
 
 RUN_FILE = "run.json"
@@ -177,6 +177,9 @@ class RunSummary:
     model_path: Path | None
     message: str = ""
     has_settings: bool = True  # run.json is there and readable (a resume needs it)
+    # Every fold of `train --adapt`'s cross-validation was judged: the run's model (trained on
+    # all labelled frames, so without validation figures) is judged by them instead.
+    cross_validated: bool = False
 
     @property
     def name(self) -> str:
@@ -184,8 +187,8 @@ class RunSummary:
 
     @property
     def validated(self) -> bool:
-        """The run has held-out figures (a validation ran)."""
-        return self.dice is not None
+        """The run has held-out figures (a validation ran, or cross-validation judged it)."""
+        return self.dice is not None or self.cross_validated
 
     @property
     def resumable(self) -> bool:
@@ -214,10 +217,14 @@ def summarise_events(folder: Path, events: Sequence[Event]) -> RunSummary:
     best: Validation | None = None
     done: Done | None = None
     error: Error | None = None
+    cross_validated = False
     for event in events:
         if isinstance(event, Start):
             method, total = event.method or method, event.total_iterations or total
             done = error = None  # a resumed run starts again
+            cross_validated = False
+        elif isinstance(event, Fold):
+            cross_validated = event.stage == "scored" and event.fold == event.folds > 0
         elif isinstance(event, Progress):
             iteration = max(iteration, int(event.iteration))
             total = event.total_iterations or total
@@ -239,6 +246,7 @@ def summarise_events(folder: Path, events: Sequence[Event]) -> RunSummary:
         hc_mae_mm=_best_figure(done, best, "hc_mae_mm"),
         model_path=_model_path(folder, done),
         message=str(error.message) if error else "",
+        cross_validated=cross_validated,
     )
 
 

@@ -341,6 +341,12 @@ def held_out_frames(run_folder: str | Path) -> HeldOut:
     described = data.to_dict()
     if data.val_dir is not None:
         return HeldOut(data.val_dir, None, data.mask_label, data.pixel_csv, described)
+    if RunFolder(run_folder).fold(1).path.is_dir():
+        raise ValueError(
+            f"{Path(run_folder).name} trained on all its labelled frames and was judged by "
+            "cross-validation against the model in use then; to judge it against another "
+            "model, run `hc-studio compare` on a labelled folder it did not train on"
+        )
     if data.labelled_dir is None or data.val_fraction <= 0:
         raise ValueError(f"{Path(run_folder).name} held no labelled frames out to judge it on")
     imported = import_labelled_folder(

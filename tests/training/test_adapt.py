@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hc_studio.core.events import Error, Fold, Status
-from hc_studio.core.run_folder import RunFolder
+from hc_studio.core.run_folder import RunFolder, summarise_run
+from hc_studio.core.training_session import held_out_frames
 from hc_studio.core.training_settings import DataSettings
 from test_train_command import of_type, train
 
@@ -95,6 +96,11 @@ def test_adapt_with_few_frames_judges_every_frame_once_by_cross_validation(
     assert stages == [(n, 3, s) for n in (1, 2, 3) for s in ("training", "scored")]
     said = [event.message for event in of_type(events, Status)]
     assert "judged by 3-fold cross-validation on 40 frames" in said
+    # The runs list lets its model be proposed (judged by the folds, not by a validation)...
+    assert summarise_run(adapted).refusal_to_use() is None
+    # ...and no held-out share is made up for it when another model is in use.
+    with pytest.raises(ValueError, match="judged by cross-validation"):
+        held_out_frames(adapted)
 
 
 def test_adapt_chooses_cross_validation_when_the_share_holds_too_few_frames(
