@@ -377,7 +377,12 @@ def comparison_rows(report: dict) -> list[list[str]]:
     current, candidate = report["current"], report["candidate"]
     difference = report["difference"]
     rows = [
-        ["Frames judged", str(report["frames_scored"]), str(report["frames_scored"]), ""],
+        [
+            "Frames judged",
+            str(report["frames_scored"]),
+            str(report["frames_scored"]),
+            report.get("judged_by", ""),  # e.g. "5-fold cross-validation"
+        ],
         [
             "Dice (mean)",
             _cell(current["dice"]),

@@ -171,3 +171,14 @@ def test_fine_tuning_the_model_in_use_is_the_adapt_flow(tmp_path: Path) -> None:
     checkpoint = TrainForm(labelled=str(labelled), init_weights=tmp_path / "last.pt", adapt=True)
     assert "--adapt" not in checkpoint.arguments(tmp_path / "run")  # nothing to compare with
     assert "--adapt" not in TrainForm(labelled=str(labelled), adapt=True).arguments(tmp_path)
+
+
+def test_the_promotion_table_says_how_the_frames_were_judged() -> None:
+    from hc_studio.core.comparison import FrameScores, compare_scores
+    from hc_studio.core.training_session import comparison_rows
+
+    frames = [FrameScores(f"{n}.png", str(n), 0.8 + n / 100) for n in range(5)]
+    report = compare_scores(frames, frames, samples=10)
+    assert comparison_rows(report)[0] == ["Frames judged", "5", "5", ""]
+    report["judged_by"] = "5-fold cross-validation"
+    assert comparison_rows(report)[0] == ["Frames judged", "5", "5", "5-fold cross-validation"]
