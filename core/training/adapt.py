@@ -30,25 +30,12 @@ ADAPT_DEFAULTS = {"method": "supervised", "iterations": 700, "batch_size": 4}
 
 
 def add_adapt_argument(group) -> None:
-    from ..comparison import MIN_FRAMES
-    from .kfold import DEFAULT_FOLDS, fold_count
-
     group.add_argument(
         "--adapt",
         action="store_true",
         help="Adapt the model in use to a clinic: start from --init (default: the installed "
         "model), train, then compare the new model with it on the held-out labelled frames "
         "(comparison.json; exit code 3 when worse) (default off).",
-    )
-    group.add_argument(
-        "--folds",
-        type=fold_count,
-        metavar="K",
-        help="With --adapt: judge by K-fold cross-validation (split by patient): K fine-tunes "
-        "on K-1 folds each, every labelled frame judged once by a model that did not train on "
-        "it, then the model itself on all labelled frames: K + 1 trainings, so K + 1 times the "
-        f"time of one (default: {DEFAULT_FOLDS} folds when the --val-fraction share would "
-        f"hold out fewer than {MIN_FRAMES} frames, else the single held-out share).",
     )
 
 

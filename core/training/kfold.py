@@ -39,6 +39,19 @@ def fold_count(text: str) -> int:
     return value
 
 
+def add_folds_argument(group) -> None:
+    group.add_argument(
+        "--folds",
+        type=fold_count,
+        metavar="K",
+        help="With --adapt: judge by K-fold cross-validation (split by patient): K fine-tunes "
+        "on K-1 folds each, every labelled frame judged once by a model that did not train on "
+        "it, then the model itself on all labelled frames: K + 1 trainings, so K + 1 times the "
+        f"time of one (default: {DEFAULT_FOLDS} folds when the --val-fraction share would "
+        f"hold out fewer than {MIN_FRAMES} frames, else the single held-out share).",
+    )
+
+
 def plan_folds(
     args: argparse.Namespace, data: DataSettings, seed: int, say: Callable[[str], None]
 ) -> list[tuple[str, ...]] | None:

@@ -41,7 +41,7 @@ from ...training_settings import (
     settings_from_args,
 )
 from ..adapt import EXIT_WORSE, add_adapt_argument, judge, resolve_init
-from ..kfold import final_data, judge_by_folds, plan_folds
+from ..kfold import add_folds_argument, final_data, judge_by_folds, plan_folds
 
 HELP = "train a segmentation model (semi-supervised) on labelled and unlabelled frames"
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -85,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Start from the weights of an HC Studio model or checkpoint (default: random).",
     )
     add_adapt_argument(run)
+    add_folds_argument(run)
     run.add_argument(
         "--device",
         choices=DEVICE_CHOICES,
