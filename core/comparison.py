@@ -233,6 +233,42 @@ def scores_from_result(result) -> FrameScores:
     )
 
 
+def score_models(
+    models: dict[str, Path],
+    folder: Path,
+    pixel_csv: Path | None = None,
+    pixel_mm: float | None = None,
+    mask_label: int | None = None,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+    only: Collection[str] | None = None,
+) -> tuple[dict[str, list[FrameScores]], list[dict]]:
+    """({role: per-frame scores}, import problems): each ONNX model of `models` scores the
+    labelled frames of `folder` (`only`: those image names; None: all) in the same order.
+
+    Raises ValueError when the folder has no usable labelled frame among those wanted.
+    """
+    from .commands.evaluate import evaluate_pair
+    from .dataset import import_labelled_folder
+    from .inference import SegmentationEngine
+
+    say = progress or (lambda _message: None)
+    imported = import_labelled_folder(folder, pixel_csv, pixel_mm, False, mask_label=mask_label)
+    for line in imported.report_lines():
+        say(line)
+    wanted = None if only is None else set(only)
+    pairs = [p for p in imported.pairs if wanted is None or p.image_path.name in wanted]
+    if not pairs:
+        raise ValueError(f"{Path(folder).name}: no usable labelled frame to compare on")
+    scores: dict[str, list[FrameScores]] = {}
+    for role, path in models.items():
+        engine = SegmentationEngine(Path(path), device=device)
+        say(f"scoring {len(pairs)} frames with the {role} model {Path(path).name}")
+        scores[role] = [scores_from_result(evaluate_pair(p, engine)) for p in pairs]
+    problems = [{"file": p.path.name, "problem": p.problem} for p in imported.problems]
+    return scores, problems
+
+
 def compare_models(
     candidate: Path,
     current: Path,
@@ -252,26 +288,17 @@ def compare_models(
     The report also names the models and lists the frames that could not be imported.
     Raises ValueError when the folder has no usable labelled frame.
     """
-    from .commands.evaluate import evaluate_pair
-    from .dataset import import_labelled_folder
-    from .inference import SegmentationEngine
-
-    say = progress or (lambda _message: None)
-    imported = import_labelled_folder(folder, pixel_csv, pixel_mm, False, mask_label=mask_label)
-    for line in imported.report_lines():
-        say(line)
-    wanted = None if only is None else set(only)
-    pairs = [p for p in imported.pairs if wanted is None or p.image_path.name in wanted]
-    if not pairs:
-        raise ValueError(f"{Path(folder).name}: no usable labelled frame to compare on")
-    scores: dict[str, list[FrameScores]] = {}
-    for role, path in (("candidate", candidate), ("current", current)):
-        engine = SegmentationEngine(Path(path), device=device)
-        say(f"scoring {len(pairs)} frames with the {role} model {Path(path).name}")
-        scores[role] = [scores_from_result(evaluate_pair(p, engine)) for p in pairs]
+    scores, problems = score_models(
+        {"candidate": candidate, "current": current},
+        folder,
+        pixel_csv,
+        pixel_mm,
+        mask_label,
+        device,
+        progress,
+        only,
+    )
     report = compare_scores(scores["candidate"], scores["current"], samples, seed)
     report["candidate_model"], report["current_model"] = str(candidate), str(current)
-    report["import_problems"] = [
-        {"file": p.path.name, "problem": p.problem} for p in imported.problems
-    ]
+    report["import_problems"] = problems
     return report

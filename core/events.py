@@ -111,6 +111,20 @@ class Done(Event):
 
 
 @dataclass(frozen=True)
+class Fold(Event):
+    """A cross-validation fold of `train --adapt` begins (`stage` "training") or has been
+    scored ("scored", with the fold's frame count and both models' mean Dice on them)."""
+
+    kind: ClassVar[str] = "fold"
+    fold: int = 0  # 1..folds
+    folds: int = 0
+    stage: str = "training"
+    frames: int = 0
+    dice_candidate: float | None = None
+    dice_current: float | None = None
+
+
+@dataclass(frozen=True)
 class Error(Event):
     """The run cannot go on; the process exits with a non-zero code."""
 
@@ -138,7 +152,17 @@ class UnknownEvent(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Start, Status, Progress, Validation, Checkpoint, Done, Error, ImportProblemEvent)
+    for cls in (
+        Start,
+        Status,
+        Progress,
+        Validation,
+        Checkpoint,
+        Done,
+        Fold,
+        Error,
+        ImportProblemEvent,
+    )
 }
 
 

@@ -5,6 +5,8 @@
     RUN_DIR/model.onnx         the exported model, once the run has ended
     RUN_DIR/checkpoints/       last.pt (latest) and best.pt (best validation Dice)
     RUN_DIR/cache.npz          the decoded frames, reused by a resumed run
+    RUN_DIR/folds/fold-N/      with `train --adapt` judged by cross-validation: the run of fold
+                               N (1-based), a run folder of its own
 
 No torch and no Qt: the trainer writes runs, the GUI and the benchmarks read them.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .events import Done, Error, Event, Progress, Start, Validation, read_events
+from .events import Done, Error, Event, Fold, Progress, Start, Validation, read_events
 from .training_settings import DataSettings, TrainSettings
 
 RUN_FILE = "run.json"
@@ -27,6 +29,7 @@ CHECKPOINTS_FOLDER = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 CACHE_FILE = "cache.npz"
+FOLDS_FOLDER = "folds"
 
 # Run states, as the runs list shows them.
 DONE, STOPPED, FAILED, INCOMPLETE, RUNNING, UNREADABLE = (
@@ -91,6 +94,10 @@ class RunFolder:
     @property
     def cache_file(self) -> Path:
         return self.path / CACHE_FILE
+
+    def fold(self, number: int) -> RunFolder:
+        """The run folder of cross-validation fold `number` (1-based) inside this run."""
+        return RunFolder(self.path / FOLDS_FOLDER / f"fold-{number}")
 
     @staticmethod
     def of_checkpoint(checkpoint: str | Path) -> RunFolder | None:
@@ -170,6 +177,9 @@ class RunSummary:
     model_path: Path | None
     message: str = ""
     has_settings: bool = True  # run.json is there and readable (a resume needs it)
+    # Every fold of `train --adapt`'s cross-validation was judged: the run's model (trained on
+    # all labelled frames, so without validation figures) is judged by them instead.
+    cross_validated: bool = False
 
     @property
     def name(self) -> str:
@@ -177,8 +187,8 @@ class RunSummary:
 
     @property
     def validated(self) -> bool:
-        """The run has held-out figures (a validation ran)."""
-        return self.dice is not None
+        """The run has held-out figures (a validation ran, or cross-validation judged it)."""
+        return self.dice is not None or self.cross_validated
 
     @property
     def resumable(self) -> bool:
@@ -207,10 +217,14 @@ def summarise_events(folder: Path, events: Sequence[Event]) -> RunSummary:
     best: Validation | None = None
     done: Done | None = None
     error: Error | None = None
+    cross_validated = False
     for event in events:
         if isinstance(event, Start):
             method, total = event.method or method, event.total_iterations or total
             done = error = None  # a resumed run starts again
+            cross_validated = False
+        elif isinstance(event, Fold):
+            cross_validated = event.stage == "scored" and event.fold == event.folds > 0
         elif isinstance(event, Progress):
             iteration = max(iteration, int(event.iteration))
             total = event.total_iterations or total
@@ -232,6 +246,7 @@ def summarise_events(folder: Path, events: Sequence[Event]) -> RunSummary:
         hc_mae_mm=_best_figure(done, best, "hc_mae_mm"),
         model_path=_model_path(folder, done),
         message=str(error.message) if error else "",
+        cross_validated=cross_validated,
     )
 
 

@@ -106,6 +106,37 @@ def split_by_patient(
     return _split_patients(items, val_fraction, seed, patient_of)
 
 
+def folds_by_patient(
+    items: Sequence[T],
+    k: int,
+    seed: int,
+    patient_of: Callable[[T], str] = _default_patient,
+) -> list[list[T]]:
+    """`k` folds of about equal size, no patient in two folds, every item in exactly one.
+
+    Patients are taken in a seeded order, each into the fold with the fewest items so far (the
+    first such fold on ties). Each fold keeps the items' input order. Raises ValueError when
+    there are fewer than `k` patients (a fold would be empty) or k < 2.
+    """
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
+    counts: dict[str, int] = {}
+    for item in items:
+        patient = patient_of(item)
+        counts[patient] = counts.get(patient, 0) + 1
+    if len(counts) < k:
+        raise ValueError(f"{k} folds need at least {k} patients, the frames have {len(counts)}")
+    patients = sorted(counts)
+    random.Random(seed).shuffle(patients)
+    sizes = [0] * k
+    fold_of: dict[str, int] = {}
+    for patient in patients:
+        fold = sizes.index(min(sizes))
+        fold_of[patient] = fold
+        sizes[fold] += counts[patient]
+    return [[item for item in items if fold_of[patient_of(item)] == fold] for fold in range(k)]
+
+
 def labelled_subset_by_patient(
     items: Sequence[T],
     fraction: float,

@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .events import Done, Error, Event, ImportProblemEvent, Progress, Start, Status, Validation
+from .events import (
+    Done,
+    Error,
+    Event,
+    Fold,
+    ImportProblemEvent,
+    Progress,
+    Start,
+    Status,
+    Validation,
+)
 from .run_folder import DONE, FAILED, RUNNING, STOPPED, RunSummary
 from .training_settings import DataSettings, TrainSettings, default_of, flags_of
 
@@ -213,6 +223,8 @@ class LiveRun:
     validation: list[tuple[int, float | None, float | None]] = field(default_factory=list)
     error: str | None = None
     import_problems: list[str] = field(default_factory=list)
+    # (fold, folds) while `train --adapt` judges by cross-validation, after the run's own model
+    fold: tuple[int, int] | None = None
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state."""
@@ -224,6 +236,8 @@ class LiveRun:
             self.headline = f"{event.method}: {counts}" if counts else event.method
         elif isinstance(event, Status):
             self.headline = event.message
+        elif isinstance(event, Fold):
+            self._fold(event)
         elif isinstance(event, Progress):
             self._progress(event)
         elif isinstance(event, Validation):
@@ -236,10 +250,25 @@ class LiveRun:
         elif isinstance(event, ImportProblemEvent):
             self.import_problems.append(f"{Path(event.path).name}: {event.problem}")
 
+    def _fold(self, event: Fold) -> None:
+        self.fold = (event.fold, event.folds)
+        if event.stage == "scored":
+            dice = f"Dice {figure(event.dice_candidate, 4) or '–'}"
+            dice += f" (model in use {figure(event.dice_current, 4) or '–'})"
+            self.headline = (
+                f"Fold {event.fold}/{event.folds} judged: {dice} on {event.frames} frames"
+            )
+        else:
+            self.headline = (
+                f"Fold {event.fold}/{event.folds}: training without its {event.frames} frames"
+            )
+
     def _progress(self, event: Progress) -> None:
         self.total_iterations = max(1, event.total_iterations)
         self.iteration = min(event.iteration, self.total_iterations)
         for name, value in event.losses.items():
+            if self.fold is not None:  # a fold's training: its losses are not the run's curve
+                break
             if value is None or not math.isfinite(value) or name in IGNORED_LOSSES:
                 continue
             xs, ys = self.losses.setdefault(name, ([], []))
@@ -249,6 +278,8 @@ class LiveRun:
         self.eta_text = f"ETA {format_duration(event.eta_s)}{speed}"
         stage = " (warm-up)" if event.stage == "warmup" else ""
         self.headline = f"Iteration {event.iteration} of {self.total_iterations}{stage}"
+        if self.fold is not None:
+            self.headline = f"Fold {self.fold[0]}/{self.fold[1]}: {self.headline.lower()}"
 
     def _done(self, event: Done) -> None:
         self.state = STOPPED if event.stopped_early else DONE
@@ -310,6 +341,12 @@ def held_out_frames(run_folder: str | Path) -> HeldOut:
     described = data.to_dict()
     if data.val_dir is not None:
         return HeldOut(data.val_dir, None, data.mask_label, data.pixel_csv, described)
+    if RunFolder(run_folder).fold(1).path.is_dir():
+        raise ValueError(
+            f"{Path(run_folder).name} trained on all its labelled frames and was judged by "
+            "cross-validation against the model in use then; to judge it against another "
+            "model, run `hc-studio compare` on a labelled folder it did not train on"
+        )
     if data.labelled_dir is None or data.val_fraction <= 0:
         raise ValueError(f"{Path(run_folder).name} held no labelled frames out to judge it on")
     imported = import_labelled_folder(
@@ -340,7 +377,12 @@ def comparison_rows(report: dict) -> list[list[str]]:
     current, candidate = report["current"], report["candidate"]
     difference = report["difference"]
     rows = [
-        ["Frames judged", str(report["frames_scored"]), str(report["frames_scored"]), ""],
+        [
+            "Frames judged",
+            str(report["frames_scored"]),
+            str(report["frames_scored"]),
+            report.get("judged_by", ""),  # e.g. "5-fold cross-validation"
+        ],
         [
             "Dice (mean)",
             _cell(current["dice"]),

@@ -4,7 +4,9 @@ The adapt flow is an ordinary run with three differences:
 
 - it starts from the model in use (`--init`; by default the installed model);
 - it must hold labelled frames out (the validation share, by patient when patients are known,
-  or a `--val` folder): the run trains on the rest;
+  or a `--val` folder): the run trains on the rest; when the share would hold too few frames
+  for a verdict, K-fold cross-validation judges instead (`core.training.kfold`) and the run
+  trains on all labelled frames;
 - when the run has finished, the new model is compared with the model it started from on those
   held-out frames (`core.comparison`, the same as `hc-studio compare`); the report is written to
   the run folder as `comparison.json`, its verdict is said, and the command exits with 3 when
@@ -62,8 +64,6 @@ def judge(
 ) -> dict:
     """Compare the run's model with the model it started from on the run's held-out frames;
     writes `comparison.json` in the run folder and returns the report."""
-    from ..atomic import atomic_write
-    from ..commands.compare import summary_lines
     from ..comparison import compare_models
     from ..training_session import held_out_frames
 
@@ -79,8 +79,18 @@ def judge(
         device="cuda" if device == "cuda" else "cpu",
         only=held.names,
     )
+    return write_report(run_folder, report, say)
+
+
+def write_report(run_folder: Path, report: dict, say: Callable[[str], None]) -> dict:
+    """Write `report` as the run's `comparison.json` (atomically), say its summary, return it."""
+    from ..atomic import atomic_write
+    from ..commands.compare import summary_lines
+
     with atomic_write(Path(run_folder) / COMPARISON_FILE, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
+    if "judged_by" in report:
+        say(f"judged by {report['judged_by']} on {report['frames_scored']} frames")
     for line in summary_lines(report):
         say(line)
     return report

@@ -57,6 +57,9 @@ class DataOptions:
     pixel_csv: Path | None = None
     seed: int = 0
     mask_label: int | None = None
+    # Labelled image names left out of the run altogether (a cross-validation fold's frames,
+    # judged by this run's model, so it must neither train nor choose its checkpoint on them).
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,11 @@ def _prepare(options: DataOptions, status: StatusCallback) -> PreparedData:
         mask_label=options.mask_label,
     )
     problems = list(imported.problems)
+    if options.exclude:
+        left_out = set(options.exclude)
+        imported = dataclasses.replace(
+            imported, pairs=[p for p in imported.pairs if p.image_path.name not in left_out]
+        )
     if not imported.pairs:
         raise NoLabelledDataError(
             f"{options.labelled_dir.name}: no usable labelled frame"

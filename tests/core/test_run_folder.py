@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from hc_studio.core.events import Done, Error, EventWriter, Progress, Start, Validation
+from hc_studio.core.events import (
+    Done,
+    Error,
+    EventWriter,
+    Fold,
+    Progress,
+    Start,
+    Validation,
+)
 from hc_studio.core.run_folder import (
     RunFileError,
     RunFolder,
@@ -39,6 +47,7 @@ def test_the_layout_has_one_owner(tmp_path: Path) -> None:
     assert folder.last_checkpoint.parent == folder.checkpoints == folder.path / "checkpoints"
     assert RunFolder.of_checkpoint(folder.best_checkpoint) == folder
     assert RunFolder.of_checkpoint(tmp_path / "elsewhere.pt") is None
+    assert folder.fold(2).path == folder.path / "folds" / "fold-2"
 
 
 def test_run_summaries_from_events(tmp_path: Path) -> None:
@@ -126,6 +135,11 @@ def test_use_of_a_model_is_refused_without_validation_or_end(tmp_path: Path) -> 
     assert "no validation figures" in unvalidated
     stopped = summary([*validated, Done(iteration=10, stopped_early=True)]).refusal_to_use()
     assert "did not finish" in stopped and "iteration 10 of 100" in stopped
+    # Cross-validated: the model (trained on all labelled frames) is judged by all its folds.
+    folds = [Fold(fold=n, folds=2, stage=stage) for n in (1, 2) for stage in ("training", "scored")]
+    assert summary([START, Done(iteration=100), *folds]).refusal_to_use() is None
+    half = summary([START, Done(iteration=100), *folds[:3]]).refusal_to_use()
+    assert "no validation figures" in half  # stopped in the last fold: not judged
     no_model = summarise_run(tmp_path / "0")
     RunFolder(no_model.folder).model_file.unlink()
     assert "no exported model" in summarise_run(no_model.folder).refusal_to_use()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hc_studio.core.split import (
+    folds_by_patient,
     labelled_subset_by_patient,
     patient_id,
     read_patients_csv,
@@ -104,3 +105,22 @@ def test_custom_patient_key() -> None:
     names = ["a1.png", "a2.png", "b1.png"]
     train, val = split_by_patient(names, 0.5, 3, patient_of=lambda name: name[0])
     assert {n[0] for n in train}.isdisjoint({n[0] for n in val})
+
+
+def test_folds_hold_every_item_once_and_never_split_a_patient() -> None:
+    items = [Item(f"f{i}", f"p{i // 3}") for i in range(20)]  # 7 patients, the last with two
+    folds = folds_by_patient(items, 3, seed=4)
+    assert sorted(i.name for fold in folds for i in fold) == sorted(i.name for i in items)
+    patients = [{i.patient for i in fold} for fold in folds]
+    assert all(not (a & b) for n, a in enumerate(patients) for b in patients[n + 1 :])
+    assert max(map(len, folds)) - min(map(len, folds)) <= 3  # one patient at most
+    assert folds == folds_by_patient(items, 3, seed=4)
+    assert folds != folds_by_patient(items, 3, seed=5)
+
+
+def test_folds_need_as_many_patients_as_folds() -> None:
+    items = [Item(f"f{i}", "p0" if i < 5 else "p1") for i in range(10)]
+    with pytest.raises(ValueError, match="3 folds need at least 3 patients"):
+        folds_by_patient(items, 3, seed=0)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        folds_by_patient(items, 1, seed=0)

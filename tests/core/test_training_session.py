@@ -7,7 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hc_studio.core.events import Done, Error, ImportProblemEvent, Progress, Start, Validation
+from hc_studio.core.events import (
+    Done,
+    Error,
+    Fold,
+    ImportProblemEvent,
+    Progress,
+    Start,
+    Validation,
+)
 from hc_studio.core.run_folder import RunSummary
 from hc_studio.core.training_session import (
     LiveRun,
@@ -100,6 +108,21 @@ def test_the_live_run_folds_events_into_what_the_tab_shows() -> None:
     assert run.state == "failed" and run.headline == "Failed: out of memory"
 
 
+def test_the_live_run_shows_the_cross_validation_folds_after_the_model() -> None:
+    run = LiveRun()
+    run.apply(Start(method="supervised", total_iterations=4, counts={"labelled": 50}))
+    run.apply(Progress(iteration=4, total_iterations=4, losses={"loss": 0.5}))
+    run.apply(Done(iteration=4, stopped_early=False, best_dice=None))
+    run.apply(Fold(fold=2, folds=5, stage="training", frames=10))
+    assert run.headline == "Fold 2/5: training without its 10 frames"
+    run.apply(Progress(iteration=3, total_iterations=4, losses={"loss": 0.9}))
+    assert run.headline == "Fold 2/5: iteration 3 of 4" and run.iteration == 3
+    assert run.losses == {"loss": ([4], [0.5])}  # a fold's losses are not the run's curve
+    run.apply(Fold(fold=2, folds=5, stage="scored", frames=10, dice_candidate=0.9,
+                   dice_current=0.85))  # fmt: skip
+    assert run.headline == "Fold 2/5 judged: Dice 0.9000 (model in use 0.8500) on 10 frames"
+
+
 def test_the_end_of_the_process_and_the_runs_list_in_words(tmp_path: Path) -> None:
     assert finished_state("done", 0) == ("done", None)
     assert finished_state("", 0) == ("stopped", None)
@@ -148,3 +171,14 @@ def test_fine_tuning_the_model_in_use_is_the_adapt_flow(tmp_path: Path) -> None:
     checkpoint = TrainForm(labelled=str(labelled), init_weights=tmp_path / "last.pt", adapt=True)
     assert "--adapt" not in checkpoint.arguments(tmp_path / "run")  # nothing to compare with
     assert "--adapt" not in TrainForm(labelled=str(labelled), adapt=True).arguments(tmp_path)
+
+
+def test_the_promotion_table_says_how_the_frames_were_judged() -> None:
+    from hc_studio.core.comparison import FrameScores, compare_scores
+    from hc_studio.core.training_session import comparison_rows
+
+    frames = [FrameScores(f"{n}.png", str(n), 0.8 + n / 100) for n in range(5)]
+    report = compare_scores(frames, frames, samples=10)
+    assert comparison_rows(report)[0] == ["Frames judged", "5", "5", ""]
+    report["judged_by"] = "5-fold cross-validation"
+    assert comparison_rows(report)[0] == ["Frames judged", "5", "5", "5-fold cross-validation"]

@@ -89,6 +89,12 @@ def phantom_labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def phantom_labelled_many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Forty labelled phantom frames, one patient each (HC18 layout): enough for a verdict."""
+    return write_hc18_folder(tmp_path_factory.mktemp("labelled_many"), 40, seed=200)
+
+
+@pytest.fixture(scope="session")
 def phantom_validation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three labelled phantom frames of other heads (HC18 layout)."""
     return write_hc18_folder(tmp_path_factory.mktemp("validation"), 3, seed=50)

@@ -41,6 +41,7 @@ from ...training_settings import (
     settings_from_args,
 )
 from ..adapt import EXIT_WORSE, add_adapt_argument, judge, resolve_init
+from ..kfold import add_folds_argument, final_data, judge_by_folds, plan_folds
 
 HELP = "train a segmentation model (semi-supervised) on labelled and unlabelled frames"
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -84,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Start from the weights of an HC Studio model or checkpoint (default: random).",
     )
     add_adapt_argument(run)
+    add_folds_argument(run)
     run.add_argument(
         "--device",
         choices=DEVICE_CHOICES,
@@ -373,11 +375,21 @@ def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop
     settings, data_settings, checkpoint = _resolve_run(args, folder)
     if args.init is not None and checkpoint is None:
         settings = _with_init_architecture(settings, args.init)
-    options = data_options(data_settings, settings)
     build_method(settings)  # check the method options before the (long) data preparation
 
     def status(message: str) -> None:
         reporter.emit(Status(message=message))
+
+    folds = plan_folds(args, data_settings, settings.seed, status)
+    if folds is not None and dist_info.world_size > 1:
+        raise _RunError(
+            "cross-validated judgement (--adapt with few labelled frames, or --folds) runs in "
+            "one process: start it without torchrun, or give a --val folder"
+        )
+    fold_options = data_options(data_settings, settings)
+    if folds is not None:
+        data_settings = final_data(data_settings)  # the folds judge; the model trains on all
+    options = data_options(data_settings, settings)
 
     data, failure = None, None
     if dist_info.is_main:
@@ -433,8 +445,15 @@ def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop
     reporter.emit(done)
     adapting = getattr(args, "adapt", False) and args.init is not None and done.onnx_path
     if adapting and not stop.requested and dist_info.is_main:
-        report = judge(folder.path, Path(done.onnx_path), args.init, args.device, status)
-        return EXIT_WORSE if report["verdict"] == "worse" else EXIT_OK
+        if folds is None:
+            report = judge(folder.path, Path(done.onnx_path), args.init, args.device, status)
+        else:
+            report = judge_by_folds(
+                folds, folder, Path(done.onnx_path), settings, fold_options, args.init,
+                _init_weights(args.init)[1], device, dist_info, reporter, stop,
+            )  # fmt: skip
+        if report is not None and report["verdict"] == "worse":
+            return EXIT_WORSE
     return EXIT_OK
 
 
