@@ -138,5 +138,5 @@ def test_adapt_defaults_fill_only_what_was_not_given(tmp_path) -> None:
 
     args = argparse.Namespace(adapt=True, resume=False, init=tmp_path / "in_use.onnx", iterations=5)
     resolve_init(args)
-    assert (args.method, args.iterations, args.batch_size) == ("supervised", 5, 4)
+    assert (args.method, args.iterations, args.batch_size, args.lr) == ("supervised", 5, 4, 0.03)
     assert ADAPT_DEFAULTS["iterations"] == 700
