@@ -51,18 +51,10 @@ class ComparisonRequest:
 def run_comparison(request: ComparisonRequest) -> tuple[dict, dict]:
     """(comparison report, the run's data settings): the candidate against the model in use on
     the run's held-out frames. Slow (two models over the frames): never on the UI thread."""
-    from ..core.comparison import compare_models
-    from ..core.training_session import held_out_frames
+    from ..core.training_session import compare_on_held_out
 
-    held = held_out_frames(request.run_folder)
-    report = compare_models(
-        request.candidate,
-        request.current,
-        held.folder,
-        pixel_csv=held.pixel_csv,
-        mask_label=held.mask_label,
-        device=request.device,
-        only=held.names,
+    report, held = compare_on_held_out(
+        request.run_folder, request.candidate, request.current, request.device
     )
     return report, held.data
 

@@ -360,6 +360,31 @@ def held_out_frames(run_folder: str | Path) -> HeldOut:
 COMPARISON_COLUMNS = ("Measure", "Model in use", "Candidate", "Difference [95% interval]")
 
 
+def compare_on_held_out(
+    run_folder: str | Path,
+    candidate: Path,
+    current: Path,
+    device: str = "auto",
+    held: HeldOut | None = None,
+) -> tuple[dict, HeldOut]:
+    """`core.comparison.compare_models` of the run's model (`candidate`) against the model it
+    started from on the run's held-out frames (`held`, when already read); (report, the frames).
+    Slow: off the UI thread."""
+    from .comparison import compare_models
+
+    held = held or held_out_frames(run_folder)
+    report = compare_models(
+        candidate,
+        current,
+        held.folder,
+        pixel_csv=held.pixel_csv,
+        mask_label=held.mask_label,
+        device=device,
+        only=held.names,
+    )
+    return report, held
+
+
 def _cell(stats: dict | None, key: str = "mean", digits: int = 4) -> str:
     value = None if stats is None else stats.get(key)
     return "–" if value is None else f"{value:.{digits}f}"

@@ -66,20 +66,13 @@ def judge(
 ) -> dict:
     """Compare the run's model with the model it started from on the run's held-out frames;
     writes `comparison.json` in the run folder and returns the report."""
-    from ..comparison import compare_models
-    from ..training_session import held_out_frames
+    from ..training_session import compare_on_held_out, held_out_frames
 
     held = held_out_frames(run_folder)
     count = "every frame" if held.names is None else f"{len(held.names)} held-out frames"
     say(f"comparing the new model with {Path(current).name} on {count} of {held.folder.name}")
-    report = compare_models(
-        candidate,
-        current,
-        held.folder,
-        pixel_csv=held.pixel_csv,
-        mask_label=held.mask_label,
-        device="cuda" if device == "cuda" else "cpu",
-        only=held.names,
+    report, _ = compare_on_held_out(
+        run_folder, candidate, current, "cuda" if device == "cuda" else "cpu", held
     )
     return write_report(run_folder, report, say)
 
