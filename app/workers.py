@@ -125,6 +125,7 @@ class _FrameJob(QRunnable):
             from ..core.measure import measure_frame
 
             result = measure_frame(frame, engine)
+            _ = result.quality  # worked out here, off the UI thread (the clip ranking reads it)
         except Exception as error:  # shown in the window, never only in a terminal
             traceback.print_exc()
             signals.measureFailed.emit(self._key, describe_error(error))

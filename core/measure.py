@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -45,16 +45,24 @@ class MeasuredFrame:
 
     `prob` is the head probability at frame size, (H, W) float32, resized on first use: a batch
     that only writes the CSV never pays for it. `quality`: the image quality at the fitted
-    ellipse (`core.image_quality`), for ranking the frames of a clip; None without an ellipse.
+    ellipse (`core.image_quality`), for ranking the frames of a clip, also worked out on first
+    use (a few ms a frame that only clip outputs need); None without an ellipse.
     """
 
     record: MeasurementRecord
     prediction: Prediction | None = None
-    quality: ImageQuality | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)  # for `quality`, when measured
 
     @functools.cached_property
     def prob(self) -> np.ndarray | None:
         return None if self.prediction is None else self.prediction.frame_prob()
+
+    @functools.cached_property
+    def quality(self) -> ImageQuality | None:
+        ellipse = self.record.ellipse_px
+        if self.pixels is None or ellipse is None:
+            return None
+        return image_quality(self.pixels, ellipse)
 
 
 def is_failure(record: MeasurementRecord) -> bool:
@@ -200,7 +208,7 @@ def measure_frame(
     reasons = _review_reasons(record, frame.pixels.shape)
     if reasons:
         record = record.replace(status=Status.REVIEW, reasons=reasons)
-    return MeasuredFrame(record, prediction, image_quality(frame.pixels, fit.ellipse_px))
+    return MeasuredFrame(record, prediction, frame.pixels)
 
 
 def error_record(

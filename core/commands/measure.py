@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     # weighs it, and the pixels are gone once the frame is measured.
     quality: dict = {}
     # A batch that stops early keeps the previous --out whole and its rows go beside it.
+    wants_quality = bool(args.best_frame or args.sr_out)
     with sigterm_as_interrupt():
         try:
             for position, measured in measure_file_frames(
@@ -209,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
             ):
                 record = measured.record
                 records.append(record)
-                if measured.quality is not None:
+                # Only the clip outputs rank frames by image quality: others never compute it.
+                if wants_quality and measured.quality is not None:
                     quality[(record.file, record.frame_index)] = measured.quality
                 say(_progress_line(position, len(files), record))
                 has_mask = record.ellipse_px is not None and measured.prob is not None
