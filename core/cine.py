@@ -190,11 +190,11 @@ class FrameCache(Generic[T]):
 def clip_frame_rate(path: str | Path) -> FrameRate:
     """The recorded frame rate of a multi-frame file: a DICOM cine's header (`cine_frame_rate`),
     a video container's rate, else DEFAULT_FPS with a note saying why."""
-    from .io import FrameReadError, _kind
+    from .io import FrameReadError, frame_file_kind
 
     path = Path(path)
     try:
-        kind = _kind(path)
+        kind = frame_file_kind(path)
     except FrameReadError as error:
         return FrameRate(DEFAULT_FPS, "default", (str(error),))
     if kind == "dicom":

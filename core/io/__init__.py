@@ -35,6 +35,7 @@ __all__ = [
     "count_frames",
     "find_broken_links",
     "find_frame_files",
+    "frame_file_kind",
     "is_annotation_file",
     "load_frames",
     "read_frame",
@@ -46,7 +47,7 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = STILL_SUFFIXES + DICOM_SUFFIXES + VIDEO_SU
 _ANNOTATION_SUFFIX = "_annotation"
 
 
-def _kind(path: Path) -> str:
+def frame_file_kind(path: Path) -> str:
     """'dicom', 'video' or 'still'; DICOM is recognised by suffix or by its 'DICM' preamble."""
     if path.is_symlink() and not path.exists():
         raise FrameReadError(path, f"broken symbolic link (to {os.readlink(path)}, not found)")
@@ -70,7 +71,7 @@ def count_frames(path: str | Path) -> int:
     Only headers are read where possible: a damaged still may count 1 and fail when read.
     """
     path = Path(path)
-    kind = _kind(path)
+    kind = frame_file_kind(path)
     if kind == "dicom":
         return count_dicom_frames(path)
     if kind == "video":
@@ -85,7 +86,7 @@ def load_frames(path: str | Path, spacing_override: Spacing | None = None) -> It
     `spacing_override` is given (`core.spacing.SpacingPolicy` decides which spacing applies).
     """
     path = Path(path)
-    kind = _kind(path)
+    kind = frame_file_kind(path)
     if kind == "dicom":
         for index, n_frames, pixels, spacing in iter_dicom_frames(path):
             yield Frame(pixels, str(path), index, n_frames, spacing_override or spacing)
@@ -103,7 +104,7 @@ def load_frames(path: str | Path, spacing_override: Spacing | None = None) -> It
 def read_frame(path: str | Path, index: int, spacing_override: Spacing | None = None) -> Frame:
     """Frame `index` (0-based) of a file; FrameReadError when the file has no such frame."""
     path = Path(path)
-    kind = _kind(path)
+    kind = frame_file_kind(path)
     if kind == "dicom":
         n_frames, pixels, spacing = read_dicom_frame(path, index)
     elif kind == "video":
