@@ -10,7 +10,12 @@ against the Ramanujan perimeter of the reference ellipse). Per model the summary
   patients (a patient's frames stay together, so two frames of one head do not count twice);
 - mean |HC error| by pixel-size tercile (cut points from the scored frames);
 - the review flag: the current thresholds' catch of frames over 5 mm and the share flagged,
-  and, with `--thresholds` (from `choose_review_thresholds.py`), the same for those.
+  and, with `--thresholds` (from `choose_review_thresholds.py`), the same for those. The flag
+  has up to three thresholds: fit IoU below, border confidence below and, for a model with a
+  refining second pass, the pass disagreement above (relative HC difference between the two
+  passes, `MeasurementRecord.pass_disagreement`: two passes that disagree point at a doubtful
+  border that fit IoU and confidence can miss). A thresholds JSON without a disagreement
+  threshold (older, or a model without a second pass) flags on the first two only.
 
 With `--baseline`, the baseline is scored on the same frames and every figure gets a paired
 bootstrap interval of the difference (candidate - baseline, same patient draws).
@@ -19,7 +24,8 @@ bootstrap interval of the difference (candidate - baseline, same patient draws).
         --side test --model NEW.onnx --baseline models/hc_head_ersr_v1.onnx --json OUT.json
 
 DATA_DIR is the HC18 `training_set` (full resolution); its CSV is found beside it.
-`--per-frame OUT.csv` writes every frame's values (model, frame, ...).
+`--per-frame OUT.csv` writes every frame's values (model, frame, ..., pass_disagreement); a
+per-frame CSV written before that column existed still reads (no disagreement).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ BOOTSTRAP_DRAWS = 2000
 BOOTSTRAP_SEED = 0
 LARGE_ERROR_MM = 5.0  # the frames the review flag must catch (issue's goal)
 CURRENT_FIT_IOU, CURRENT_CONFIDENCE = 0.90, 0.85  # core.measure's REVIEW_* at the time of writing
+CURRENT_PASS_DISAGREEMENT = 0.02  # core.measure's REVIEW_PASS_DISAGREEMENT at the time of writing
 
 
 @dataclass
@@ -58,6 +65,8 @@ class FrameScore:
     hc_diff_mm: float | None = None
     fit_iou: float | None = None
     confidence: float | None = None
+    # Relative HC difference between the first and the refining pass; None without a second pass.
+    pass_disagreement: float | None = None
 
     @property
     def hc_abs_mm(self) -> float | None:
@@ -91,6 +100,7 @@ def score_frame(pair, engine) -> FrameScore:
         hd95_mm=float(scores.hd95) if math.isfinite(scores.hd95) else None,
         fit_iou=record.fit_iou,
         confidence=record.confidence,
+        pass_disagreement=record.pass_disagreement,
     )
     if spacing.calibrated and pair.ellipse_px is not None:
         result.hc_ref_mm = biometry_from_ellipse(pair.ellipse_px, spacing).hc
@@ -249,11 +259,24 @@ def flag_rates(frames: Sequence[FrameScore], flagged: Callable[[FrameScore], boo
     }
 
 
-def threshold_flag(fit_iou: float, confidence: float) -> Callable[[FrameScore], bool]:
+def threshold_flag(
+    fit_iou: float, confidence: float, pass_disagreement: float | None = None
+) -> Callable[[FrameScore], bool]:
+    """The review rule: fit IoU below `fit_iou`, confidence below `confidence` or (when given) a
+    pass disagreement above `pass_disagreement`; a frame without an ellipse is always flagged, a
+    frame without a disagreement (no second pass) is judged on the first two."""
+
     def flagged(frame: FrameScore) -> bool:
         if frame.hc_diff_mm is None or frame.fit_iou is None or frame.confidence is None:
             return True
-        return frame.fit_iou < fit_iou or frame.confidence < confidence
+        if frame.fit_iou < fit_iou or frame.confidence < confidence:
+            return True
+        disagreement = frame.pass_disagreement
+        return (
+            pass_disagreement is not None
+            and disagreement is not None
+            and disagreement > pass_disagreement
+        )
 
     return flagged
 
@@ -274,7 +297,9 @@ def summarise(
         "review_current": flag_rates(frames, lambda f: f.flagged_now),
     }
     if thresholds:
-        rule = threshold_flag(thresholds["fit_iou"], thresholds["confidence"])
+        rule = threshold_flag(
+            thresholds["fit_iou"], thresholds["confidence"], thresholds.get("pass_disagreement")
+        )
         summary["review_chosen"] = {"thresholds": thresholds, **flag_rates(frames, rule)}
     if baseline is not None:
         summary["difference_vs_baseline"] = {
@@ -294,9 +319,10 @@ def write_per_frame(path: Path, scored: dict[str, list[FrameScore]]) -> None:
 
 
 def read_per_frame(path: Path) -> dict[str, list[FrameScore]]:
-    """The per-frame CSV written by `write_per_frame`, by model."""
+    """The per-frame CSV written by `write_per_frame`, by model. A column missing from an older
+    CSV (pass_disagreement) is left at its default, None."""
     floats = {"pixel_mm", "dice", "hd95_mm", "hc_pred_mm", "hc_ref_mm", "hc_diff_mm"}
-    floats |= {"fit_iou", "confidence"}
+    floats |= {"fit_iou", "confidence", "pass_disagreement"}  # a CSV may lack the last (older)
     scored: dict[str, list[FrameScore]] = {}
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):

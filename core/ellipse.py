@@ -173,7 +173,7 @@ def fit_ellipse_to_points(xy: np.ndarray) -> Ellipse:
     )
 
 
-def _fit_in_mm(xy: np.ndarray, spacing: Spacing | None) -> Ellipse:
+def fit_points_in_mm(xy: np.ndarray, spacing: Spacing | None) -> Ellipse:
     """Fit pixel points; with anisotropic spacing fit in mm space and map the result back."""
     if spacing is None or spacing.isotropic:
         return fit_ellipse_to_points(xy)
@@ -189,7 +189,7 @@ def fit_outline_mask(outline: np.ndarray, spacing: Spacing | None = None) -> Ell
     pixel of the 1-pixel annotation ring. With anisotropic spacing the fit is done in mm space.
     """
     rows, cols = np.nonzero(np.asarray(outline))
-    return _fit_in_mm(np.stack([cols, rows], axis=1), spacing)
+    return fit_points_in_mm(np.stack([cols, rows], axis=1), spacing)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -276,7 +276,7 @@ def ellipse_from_probability(
     if len(contour) < MIN_FIT_POINTS:
         return None
     try:
-        ellipse = _fit_in_mm(map_to_frame(contour, prob.shape, frame_shape), spacing)
+        ellipse = fit_points_in_mm(map_to_frame(contour, prob.shape, frame_shape), spacing)
     except (ValueError, np.linalg.LinAlgError):
         return None
     on_map = ellipse_on_map_grid(ellipse, frame_shape, prob.shape)

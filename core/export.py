@@ -46,8 +46,11 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "centile",
     "fit_iou",
     "confidence",
+    "pass_disagreement",
     "model",
 )
+# Columns a measurements CSV of an earlier version lacks; read back as empty.
+OPTIONAL_RECORD_COLUMNS = frozenset({"pass_disagreement"})
 
 HC18_COLUMNS: tuple[str, ...] = (
     "filename",
@@ -74,6 +77,7 @@ _DECIMALS = {
     "centile": 2,
     "fit_iou": 4,
     "confidence": 4,
+    "pass_disagreement": 4,
 }
 
 
@@ -120,6 +124,7 @@ def record_row(record: MeasurementRecord) -> dict[str, str]:
         "centile": record.centile,
         "fit_iou": record.fit_iou,
         "confidence": record.confidence,
+        "pass_disagreement": record.pass_disagreement,
         "model": record.model,
     }
     return {
@@ -208,6 +213,7 @@ def _record_from_row(row: Mapping[str, str]) -> MeasurementRecord:
         centile=_optional(row["centile"], float),  # type: ignore[arg-type]
         fit_iou=_optional(row["fit_iou"], float),  # type: ignore[arg-type]
         confidence=_optional(row["confidence"], float),  # type: ignore[arg-type]
+        pass_disagreement=_optional(row.get("pass_disagreement") or "", float),  # type: ignore[arg-type]
         model=row["model"],
         origin=row["origin"] or "auto",
         accepted=_parse_accepted(row["accepted"]),
@@ -222,7 +228,11 @@ def read_records_csv(path: str | Path) -> list[MeasurementRecord]:
     path = Path(path)
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [column for column in RECORD_COLUMNS if column not in (reader.fieldnames or [])]
+        missing = [
+            column
+            for column in RECORD_COLUMNS
+            if column not in (reader.fieldnames or []) and column not in OPTIONAL_RECORD_COLUMNS
+        ]
         if missing:
             raise ValueError(f"{path}: not a measurements CSV, missing columns {missing}")
         records = []

@@ -34,6 +34,8 @@ DEFAULT_MULTIPLE = 16
 # 4096 is ten times the shipped model's 224x336 and keeps one input under 64 MB.
 INPUT_SIDE_RANGE = (16, 4096)
 MAX_MULTIPLE = 256
+# A refining window narrower than the head, or four times as wide, is not a refinement.
+REFINE_MARGIN_RANGE = (1.0, 4.0)
 PROBABILITY_TOLERANCE = 1e-3  # float rounding around 0 and 1; anything beyond is not a probability
 _MAX_CPU_THREADS = 8  # beyond this a small U-Net gains nothing and starves the GUI thread
 _DESCRIPTIVE_KEYS = ("method", "data", "date", "validation")
@@ -56,6 +58,8 @@ class ModelInfo:
     output: str = "probability"
     multiple: int = DEFAULT_MULTIPLE
     description: Mapping[str, str] = field(default_factory=dict)
+    refiner: str | None = None  # file name of the head-refinement model beside this one
+    refine_margin: float = 1.25
 
     @classmethod
     def from_metadata(
@@ -75,6 +79,8 @@ class ModelInfo:
             output=get("output") or "probability",
             multiple=_positive_int(get("multiple"), DEFAULT_MULTIPLE, "multiple"),
             description={key: get(key) or "" for key in _DESCRIPTIVE_KEYS},
+            refiner=get("refiner"),
+            refine_margin=_margin(get("refine_margin")),
         )
         if info.resize not in RESIZE_MODES:
             raise ValueError(f"hc_studio.resize must be one of {RESIZE_MODES}, got {info.resize!r}")
@@ -107,6 +113,19 @@ class ModelInfo:
             std = float(self.normalisation["std"])  # type: ignore[arg-type]
             return ((pixels01 - mean) / std).astype(np.float32)
         return pixels01.astype(np.float32, copy=False)
+
+
+def _margin(text: str | None) -> float:
+    if text is None:
+        return 1.25
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"hc_studio.refine_margin must be a number, got {text!r}") from None
+    if not REFINE_MARGIN_RANGE[0] <= value <= REFINE_MARGIN_RANGE[1]:
+        low, high = REFINE_MARGIN_RANGE
+        raise ValueError(f"hc_studio.refine_margin {value:g} lies outside {low:g}-{high:g}")
+    return value
 
 
 def _positive_int(text: str | None, default: int, key: str) -> int:
@@ -185,7 +204,12 @@ class SegmentationEngine:
     """
 
     def __init__(
-        self, model_path: str | Path, device: str = "auto", threads: int | None = None
+        self,
+        model_path: str | Path,
+        device: str = "auto",
+        threads: int | None = None,
+        *,
+        load_refiner: bool = True,
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
@@ -209,6 +233,36 @@ class SegmentationEngine:
         except ValueError as error:
             raise ValueError(f"{self.model_path}: {error}") from None
         self._probe()
+        self.refiner: SegmentationEngine | None = None
+        if load_refiner:
+            self.refiner = self._load_refiner(device, threads)
+
+    def _load_refiner(self, device: str, threads: int | None) -> SegmentationEngine | None:
+        """The second-pass model the metadata names (`core.refine`), checked like this one.
+
+        Only a plain file name in this model's folder is followed: a model file never makes
+        HC Studio open a path elsewhere.
+        """
+        name = self.info.refiner
+        if name is None:
+            return None
+        if Path(name).name != name or name in (".", ".."):
+            raise ValueError(
+                f"{self.model_path}: hc_studio.refiner must be a file name beside the model, "
+                f"got {name!r}"
+            )
+        path = self.model_path.parent / name
+        if not path.is_file():
+            raise ValueError(f"{self.model_path}: its refining model {name} is missing beside it")
+        refiner = SegmentationEngine(path, device, threads, load_refiner=False)
+        if refiner.info.refiner is not None:
+            raise ValueError(f"{path}: a refining model cannot name a refiner of its own")
+        if refiner.info.input_height != refiner.info.input_width:
+            raise ValueError(
+                f"{path}: a refining model needs a square input, not "
+                f"{refiner.info.input_width}x{refiner.info.input_height}"
+            )
+        return refiner
 
     def _probe(self) -> None:
         """Run once on a blank input: the output layout and value range must hold already."""

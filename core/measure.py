@@ -29,11 +29,14 @@ from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_broken_links, find_frame_files, load_frames
 from .plane_check import head_plane_reasons
 from .records import MeasurementRecord, Status
+from .refine import Refinement, refine
 from .spacing import Spacing, SpacingPolicy
 
 REVIEW_FIT_IOU = 0.90  # below: the segmentation is far from elliptical
 REVIEW_CONFIDENCE = 0.85
 REVIEW_MIN_AREA_FRACTION = 0.01  # a "head" covering under 1 % of the frame is suspicious
+# Two passes whose HC differ by more than this share: one of them followed the wrong border.
+REVIEW_PASS_DISAGREEMENT = 0.02
 _CONFIDENCE_BAND = (0.75**2, 1.25**2)  # on the normalised radius squared
 
 ProgressCallback = Callable[[int, int, MeasurementRecord], None]
@@ -52,10 +55,17 @@ class MeasuredFrame:
     record: MeasurementRecord
     prediction: Prediction | None = None
     pixels: np.ndarray | None = field(default=None, repr=False)  # for `quality`, when measured
+    refinement: Refinement | None = field(default=None, repr=False)
 
     @functools.cached_property
     def prob(self) -> np.ndarray | None:
-        return None if self.prediction is None else self.prediction.frame_prob()
+        """The first pass's probability, with the refining pass's window pasted over it."""
+        if self.prediction is None:
+            return None
+        frame_prob = self.prediction.frame_prob()
+        if self.refinement is not None:
+            return self.refinement.paste_into(frame_prob)
+        return frame_prob
 
     @functools.cached_property
     def quality(self) -> ImageQuality | None:
@@ -142,6 +152,9 @@ def _review_reasons(record: MeasurementRecord, frame_shape: tuple[int, int]) -> 
         reasons.append(f"fit IoU {record.fit_iou:.2f}")
     if record.confidence is not None and record.confidence < REVIEW_CONFIDENCE:
         reasons.append(f"low confidence {record.confidence:.2f}")
+    disagreement = record.pass_disagreement
+    if disagreement is not None and disagreement > REVIEW_PASS_DISAGREEMENT:
+        reasons.append(f"two passes differ by {100 * disagreement:.1f} % in HC")
     ellipse = record.ellipse_px
     if ellipse is not None:
         area_fraction = np.pi * ellipse.a * ellipse.b / (frame_shape[0] * frame_shape[1])
@@ -205,10 +218,32 @@ def measure_frame(
             model=engine.name,
         )
         return MeasuredFrame(refused, prediction)
+    refinement = None
+    if engine.refiner is not None:
+        refinement = refine(
+            frame.pixels, fit.ellipse_px, engine.refiner, engine.info.refine_margin, frame.spacing
+        )
+        if refinement is not None:
+            refined = record_from_ellipse(
+                frame.path,
+                frame.index,
+                frame.spacing,
+                refinement.ellipse_px,
+                engine.name,
+                origin="auto",
+                ga_weeks=ga_weeks,
+            )
+            record = refined.replace(
+                fit_iou=record.fit_iou,
+                confidence=record.confidence,
+                pass_disagreement=refinement.disagreement,
+            )
     reasons = _review_reasons(record, frame.pixels.shape)
+    if engine.refiner is not None and refinement is None:
+        reasons += ("the refining pass found no head",)
     if reasons:
         record = record.replace(status=Status.REVIEW, reasons=reasons)
-    return MeasuredFrame(record, prediction, frame.pixels)
+    return MeasuredFrame(record, prediction, frame.pixels, refinement)
 
 
 def error_record(

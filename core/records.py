@@ -82,6 +82,9 @@ class MeasurementRecord:
     z_score: float | None = None
     fit_iou: float | None = None
     confidence: float | None = None
+    # |HC of the refining pass - HC of the first| / HC of the first (core.refine); None without
+    # a refining model.
+    pass_disagreement: float | None = None
     model: str = ""
     origin: str = "auto"  # "auto" or "edited"
     accepted: bool | None = None

@@ -141,6 +141,128 @@ def test_thresholds_catch_the_large_errors_within_the_flag_budget() -> None:
     assert tight["validation"]["flagged"] <= 2 and not tight["target_met_on_validation"]
 
 
+def test_per_frame_csv_keeps_the_pass_disagreement_and_reads_an_older_csv_without_it(
+    tmp_path: Path,
+) -> None:
+    frames = [_frame("001", 1.0), _frame("002", 7.0)]
+    frames[1].pass_disagreement = 0.031
+    path = tmp_path / "frames.csv"
+    protocol_eval.write_per_frame(path, {"m.onnx": frames})
+    assert [f.pass_disagreement for f in protocol_eval.read_per_frame(path)["m.onnx"]] == [
+        None,
+        0.031,
+    ]
+    # The same CSV as written before the column existed.
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("pass_disagreement")
+    older = tmp_path / "older.csv"
+    older.write_text(
+        "".join(
+            ",".join(c for n, c in enumerate(line.split(",")) if n != drop) + "\n" for line in lines
+        )
+    )
+    read = protocol_eval.read_per_frame(older)["m.onnx"]
+    assert [f.pass_disagreement for f in read] == [None, None]
+    assert [f.hc_diff_mm for f in read] == [1.0, 7.0]
+
+
+def test_threshold_flag_uses_the_disagreement_only_when_given_and_present() -> None:
+    calm, torn, single = _frame("001", 1.0), _frame("002", 1.0), _frame("003", 1.0)
+    calm.pass_disagreement, torn.pass_disagreement = 0.01, 0.03
+    calm.pixel_mm, torn.pixel_mm, single.pixel_mm = 0.1, 0.2, 0.3  # a frame per tercile
+    two = protocol_eval.threshold_flag(0.9, 0.85)
+    three = protocol_eval.threshold_flag(0.9, 0.85, 0.02)
+    assert [two(f) for f in (calm, torn, single)] == [False, False, False]
+    assert [three(f) for f in (calm, torn, single)] == [False, True, False]
+    rates = protocol_eval.summarise(
+        [calm, torn, single],
+        thresholds={"fit_iou": 0.9, "confidence": 0.85, "pass_disagreement": 0.02},
+        edges=[0.15, 0.25],
+    )["review_chosen"]
+    assert rates["flagged"] == 1
+
+
+def _disagreeing_frames() -> list[FrameScore]:
+    """50 frames where fit IoU and confidence point at good frames and only the pass
+    disagreement is high on the three large errors."""
+    frames = []
+    for n in range(47):
+        frame = _frame(f"{n:03d}", 1.0, fit_iou=0.91 + n * 0.001, confidence=0.86 + n * 0.002)
+        frame.pass_disagreement = 0.002 + n * 0.0003
+        frames.append(frame)
+    for n, diff in enumerate((8.0, -6.0, 7.0)):
+        frame = _frame(f"{100 + n}", diff, fit_iou=0.95 + n * 0.001, confidence=0.93)
+        frame.pass_disagreement = 0.04 + n * 0.01
+        frames.append(frame)
+    return frames
+
+
+def test_thresholds_pick_a_pass_disagreement_cut_when_only_it_separates_large_errors() -> None:
+    frames = _disagreeing_frames()
+    choice = choose_review_thresholds.choose(frames, max_flagged=0.08)
+    assert choice["validation"]["large_errors_caught"] == 3
+    assert choice["validation"]["flagged"] == 3 <= 0.08 * len(frames)
+    assert choice["target_met_on_validation"]
+    cut = choice["chosen"]["pass_disagreement"]
+    assert cut is not None and max(f.pass_disagreement for f in frames[:47]) < cut < 0.04
+    # Without disagreements the choice is the two-threshold one, with no disagreement cut.
+    for frame in frames:
+        frame.pass_disagreement = None
+    plain = choose_review_thresholds.choose(frames, max_flagged=0.08)
+    assert plain["chosen"]["pass_disagreement"] is None and "combinations_tried" not in plain
+    assert plain["validation"]["large_errors_caught"] < 3
+
+
+def _brute_force_choice(frames: list[FrameScore], max_flagged: float) -> tuple:
+    """The rule tried one combination at a time, as the script did before it was vectorised."""
+    measured = [f for f in frames if f.fit_iou is not None and f.confidence is not None]
+    iou_cuts = choose_review_thresholds.candidate_cuts([f.fit_iou for f in measured])
+    conf_cuts = choose_review_thresholds.candidate_cuts([f.confidence for f in measured])
+    observed = [f.pass_disagreement for f in measured if f.pass_disagreement is not None]
+    dis_cuts = choose_review_thresholds.candidate_cuts_above(observed) if observed else [None]
+    best_key, best = None, None
+    for iou_cut in iou_cuts:
+        for conf_cut in conf_cuts:
+            for dis_cut in dis_cuts:
+                rule = protocol_eval.threshold_flag(iou_cut, conf_cut, dis_cut)
+                rates = protocol_eval.flag_rates(frames, rule)
+                if rates["flagged_share"] > max_flagged:
+                    continue
+                loose = -iou_cut - conf_cut + (0.0 if dis_cut is None else dis_cut)
+                key = (rates["large_errors_caught"], -rates["flagged"], loose)
+                if best_key is None or key > best_key:
+                    never = dis_cut is None or dis_cut == dis_cuts[-1]
+                    best_key, best = key, (iou_cut, conf_cut, None if never else dis_cut, rates)
+    assert best is not None
+    return best
+
+
+def test_vectorised_choice_equals_the_brute_force_rule_on_random_frames() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        frames = []
+        for n in range(20):
+            diff = float(rng.choice([0.5, 1.0, 2.0, 6.0, -7.0]))
+            # Coarse values: ties between frames and between looseness sums happen.
+            iou = float(rng.choice([0.86, 0.9, 0.93, 0.95, 0.97]))
+            conf = float(rng.choice([0.8, 0.85, 0.9, 0.95]))
+            frame = _frame(f"{n:03d}", diff, fit_iou=iou, confidence=conf)
+            if trial % 4 and rng.random() < 0.8:
+                frame.pass_disagreement = float(rng.choice([0.005, 0.01, 0.02, 0.03, 0.05]))
+            frames.append(frame)
+        frames.append(FrameScore("099_HC.png", "099", 0.1, "no head found"))
+        for max_flagged in (0.1, 0.2, 0.35):
+            iou_cut, conf_cut, dis_cut, rates = _brute_force_choice(frames, max_flagged)
+            choice = choose_review_thresholds.choose(frames, max_flagged)
+            assert choice["chosen"] == {
+                "fit_iou": round(iou_cut, 4),
+                "confidence": round(conf_cut, 4),
+                "pass_disagreement": None if dis_cut is None else round(dis_cut, 6),
+            }, (trial, max_flagged)
+            assert choice["validation"] == rates
+
+
 def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     import select_candidate
