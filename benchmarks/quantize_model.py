@@ -1,4 +1,4 @@
-"""Quantise an HC Studio ONNX model to int8 (static, QDQ, per-channel weights), keeping its metadata.
+"""Quantise an HC Studio ONNX model to int8 (static QDQ, per-channel weights), keeping metadata.
 
 Why: on the 2-core CPU the network is three quarters of a frame's time; int8 convolutions
 (VNNI) halve it, which is what lets a refining second pass fit the 35 ms a frame of issue 14.
@@ -24,9 +24,7 @@ import numpy as np
 def calibration_inputs(folder: Path, height: int, width: int, count: int) -> list[np.ndarray]:
     """(1, 1, h, w) inputs from the first `count` frames of `folder` (sorted; no annotations)."""
     files = sorted(
-        p
-        for p in folder.rglob("*.png")
-        if "_Annotation" not in p.name and p.parent.name != "masks"
+        p for p in folder.rglob("*.png") if "_Annotation" not in p.name and p.parent.name != "masks"
     )[:count]
     inputs = []
     for path in files:

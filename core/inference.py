@@ -30,6 +30,7 @@ RESIZE_MODES = ("stretch", "letterbox")
 OUTPUT_KINDS = ("probability", "logits")
 DEFAULT_INPUT_HW = (256, 384)
 DEFAULT_MULTIPLE = 16
+DEFAULT_MODEL_FILE = "hc_head_v2.onnx"  # in the hc_studio.models package (see MODEL_CARD.md)
 # Network input sides HC Studio accepts: below 16 a U-Net has nothing left at its bottleneck;
 # 4096 is ten times the shipped model's 224x336 and keeps one input under 64 MB.
 INPUT_SIDE_RANGE = (16, 4096)
@@ -432,9 +433,14 @@ def _create_session(model_path: Path, device: str, threads: int | None):
 def default_model_path() -> Path | None:
     """The ONNX model shipped in the installed `hc_studio.models` package, or None.
 
-    Raises ValueError when the folder holds several models (which one is meant is unclear).
+    `DEFAULT_MODEL_FILE` when it is there (the other files beside it are its refining model and
+    the float weights training starts from); otherwise the folder's only model. Raises
+    ValueError when, without it, the folder holds several models (which one is meant is unclear).
     """
     folder = resources.files("hc_studio.models")
+    default = Path(str(folder.joinpath(DEFAULT_MODEL_FILE)))
+    if default.is_file():
+        return default
     models = sorted(Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".onnx"))
     if not models:
         return None

@@ -32,6 +32,9 @@ from ..run_folder import RunFolder
 from .checkpoint import CheckpointError, load_checkpoint
 
 ARCHITECTURE_KEY = "hc_studio.architecture"
+# An int8 model's convolutions cannot be turned back into the U-Net's layers (batch norm is
+# folded in): it names the float model it was quantised from, beside it, to train from.
+FLOAT_WEIGHTS_KEY = "hc_studio.float_weights"
 PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, onnxruntime vs torch
 OPSET = 17
 
@@ -261,7 +264,9 @@ def reexport_onnx(
     return onnx_path
 
 
-def load_onnx_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def load_onnx_weights(
+    path: str | Path, follow_float_weights: bool = True
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(UNet config, state_dict) of a model exported by `export_network`, to fine-tune from it.
 
     Raises CheckpointError for an ONNX file without the architecture metadata (not exported by
@@ -276,6 +281,20 @@ def load_onnx_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, torch
     except Exception as error:  # noqa: BLE001 (protobuf raises several kinds)
         raise CheckpointError(f"{path.name}: not a readable ONNX file ({error})") from None
     properties = {p.key: p.value for p in model.metadata_props}
+    float_name = properties.get(FLOAT_WEIGHTS_KEY, "").strip()
+    if float_name:
+        if Path(float_name).name != float_name or float_name in (".", "..", path.name):
+            raise CheckpointError(
+                f"{path.name}: {FLOAT_WEIGHTS_KEY} must name another file beside it, "
+                f"got {float_name!r}"
+            )
+        if not follow_float_weights:
+            raise CheckpointError(f"{path.name}: float weights that name float weights again")
+        if not (path.parent / float_name).is_file():
+            raise CheckpointError(
+                f"{path.name}: the float weights it names ({float_name}) are missing beside it"
+            )
+        return load_onnx_weights(path.parent / float_name, follow_float_weights=False)
     if ARCHITECTURE_KEY not in properties:
         raise CheckpointError(
             f"{path.name}: no {ARCHITECTURE_KEY} metadata; only models exported by HC Studio "

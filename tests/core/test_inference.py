@@ -203,6 +203,15 @@ def test_default_model_path(tmp_path: Path, monkeypatch, count: int) -> None:
             default_model_path()
 
 
+def test_the_default_model_file_wins_over_its_refiner_and_float_weights(
+    tmp_path: Path, monkeypatch
+) -> None:
+    for name in (inference.DEFAULT_MODEL_FILE, "hc_head_v2_refine.onnx", "older_float.onnx"):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.setattr(inference.resources, "files", lambda package: tmp_path)
+    assert default_model_path() == tmp_path / inference.DEFAULT_MODEL_FILE
+
+
 def write_graph_model(
     path: Path,
     nodes: list,

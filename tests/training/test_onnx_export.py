@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -12,7 +13,7 @@ import torch
 from hc_studio.core.cli import main
 from hc_studio.core.run_folder import RunFolder
 from hc_studio.core.training import export_onnx
-from hc_studio.core.training.checkpoint import save_checkpoint
+from hc_studio.core.training.checkpoint import CheckpointError, save_checkpoint
 from hc_studio.core.training.export_onnx import (
     ExportParityError,
     ModelMetadata,
@@ -145,3 +146,37 @@ def test_export_command_renames_an_onnx_model_with_evaluated_figures(tmp_path) -
     _, original = load_onnx_weights(source)
     _, copied = load_onnx_weights(out)
     assert all(torch.equal(original[key], copied[key]) for key in original)
+
+
+def _with_float_weights(source: Path, target: Path, name: str) -> Path:
+    """A copy of `source` (standing in for its int8 version) naming `name` as its float weights."""
+    import onnx
+
+    model = onnx.load(str(source))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = export_onnx.FLOAT_WEIGHTS_KEY, name
+    onnx.save(model, str(target))
+    return target
+
+
+def test_a_quantised_model_trains_from_the_float_weights_it_names(tmp_path) -> None:
+    net = _trained_looking_net()
+    float_path = tmp_path / "float.onnx"
+    export_network(net, float_path, ModelMetadata("tiny", 32, 48, architecture=net.config))
+    int8_path = _with_float_weights(float_path, tmp_path / "int8.onnx", "float.onnx")
+    config, state = load_onnx_weights(int8_path)
+    assert config == net.config
+    assert all(
+        torch.equal(state[k], v) for k, v in net.state_dict().items() if "num_batches" not in k
+    )
+
+
+@pytest.mark.parametrize("name", ["../float.onnx", "int8.onnx", "absent.onnx", "loop.onnx"])
+def test_float_weights_outside_the_folder_missing_or_looping_are_refused(tmp_path, name) -> None:
+    net = _trained_looking_net()
+    float_path = tmp_path / "float.onnx"
+    export_network(net, float_path, ModelMetadata("tiny", 32, 48, architecture=net.config))
+    _with_float_weights(float_path, tmp_path / "loop.onnx", "int8.onnx")  # names another again
+    int8_path = _with_float_weights(float_path, tmp_path / "int8.onnx", name)
+    with pytest.raises(CheckpointError, match="float.weights"):
+        load_onnx_weights(int8_path)

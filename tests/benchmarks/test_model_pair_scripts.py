@@ -1,0 +1,98 @@
+"""The scripts that build the two-pass model: head crops, int8 quantisation, the assembled pair."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from assemble_model_pair import main as assemble
+from hc_studio.core.dataset import import_labelled_folder
+from hc_studio.core.ellipse import fit_outline_mask
+from hc_studio.core.head_crop import CropWindow
+from hc_studio.core.inference import SegmentationEngine
+from hc_studio.core.phantom import make_phantom
+from make_head_crops import main as make_crops
+from quantize_model import calibration_inputs
+
+
+def _phantom_folder(folder, count=4):
+    folder.mkdir()
+    for seed in range(count):
+        image = make_phantom(seed=seed).image
+        cv2.imwrite(str(folder / f"{seed:03d}_HC.png"), np.round(image * 255).astype(np.uint8))
+    return folder
+
+
+def test_head_crops_are_a_labelled_folder_with_the_reference_on_the_crop(hc18_dir, tmp_path):
+    frames = ["001_HC.png", "002_HC.png", "010_2HC.png"]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": {"frames": frames}}))
+    out = tmp_path / "crops"
+    code = make_crops(
+        [str(hc18_dir / "training_set"), "--split", str(split), "--side", "train"]
+        + ["--out", str(out), "--size", "96", "--per-frame", "2"]
+    )
+    assert code == 0
+    result = import_labelled_folder(out)
+    assert len(result.pairs) == 6 and not result.problems
+    assert {pair.patient for pair in result.pairs} == {"001", "002", "010"}
+    # The crop's mask is the frame's reference ellipse seen through a window of its size.
+    pair = next(p for p in result.pairs if p.image_path.name == "010_2HC_c1.png")
+    outline = cv2.imread(str(hc18_dir / "training_set" / "010_2HC_Annotation.png"), 0) > 127
+    reference = fit_outline_mask(outline)
+    crop_a = pair.ellipse_px.a
+    side = reference.a / crop_a * 96  # frame pixels the window spans
+    assert 2 * 1.15 * reference.a - 2 <= side <= 2 * 1.4 * reference.a + 2
+    assert pair.spacing.calibrated
+    assert pair.read_image().shape == (96, 96)
+
+
+def test_calibration_inputs_take_frames_not_masks_at_the_model_size(tmp_path):
+    folder = _phantom_folder(tmp_path / "frames")
+    (folder / "000_HC_Annotation.png").write_bytes((folder / "000_HC.png").read_bytes())
+    inputs = calibration_inputs(folder, 32, 48, count=10)
+    assert len(inputs) == 4 and inputs[0].shape == (1, 1, 32, 48)
+    assert inputs[0].min() >= 0.0 and inputs[0].max() <= 1.0
+    with pytest.raises(ValueError, match="no calibration frames"):
+        calibration_inputs(tmp_path / "frames" / "none", 32, 48, count=10)
+
+
+def test_the_assembled_pair_loads_with_its_refiner_and_names_its_float_weights(
+    tmp_path, onnx_model_factory, tiny_model_metadata
+):
+    first = onnx_model_factory(tmp_path / "float" / "first_float.onnx", tiny_model_metadata)
+    square = {
+        **tiny_model_metadata,
+        "hc_studio.input_height": "128",
+        "hc_studio.input_width": "128",
+    }
+    refiner = onnx_model_factory(tmp_path / "float" / "refine_float.onnx", square)
+    frames = _phantom_folder(tmp_path / "frames")
+    figures = tmp_path / "figures.json"
+    figures.write_text(json.dumps({"frames": 79}))
+    out = tmp_path / "models"
+    code = assemble(
+        ["--first", str(first), "--first-calibration", str(frames), "--refiner", str(refiner)]
+        + ["--refiner-calibration", str(frames), "--file", "pair", "--name", "pair-v2"]
+        + ["--validation", str(figures), "--out-dir", str(out), "--margin", "1.3"]
+    )
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "first_float.onnx",
+        "pair.onnx",
+        "pair_refine.onnx",
+    ]
+    engine = SegmentationEngine(out / "pair.onnx", "cpu")
+    assert engine.name == "pair-v2" and engine.info.refine_margin == 1.3
+    assert engine.refiner is not None and engine.refiner.name == "pair-v2-refine"
+    metadata = {p.key: p.value for p in onnx.load(str(out / "pair.onnx")).metadata_props}
+    assert metadata["hc_studio.float_weights"] == "first_float.onnx"
+    assert json.loads(metadata["hc_studio.validation"]) == {"frames": 79}
+    # The pair measures a phantom through both passes.
+    phantom = make_phantom(seed=2)
+    window = CropWindow.around(phantom.ellipse_px, engine.info.refine_margin)
+    crop = window.cut(phantom.image, 128)
+    assert engine.refiner.predict(crop).prob.max() > 0.9
