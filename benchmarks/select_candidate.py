@@ -11,6 +11,10 @@ is then scored once, for the chosen model only, with `protocol_eval.py --baselin
 Exports and scores are kept in OUT_DIR (`<model>.validation.json`), so running the command again
 while a run goes on only scores the new checkpoints.
 
+With `--refiner-of FIRST.onnx` the checkpoints are refining models (`core.refine`, trained on
+`make_head_crops.py` windows): each candidate is scored as the second pass of FIRST, through a
+copy of FIRST that names it (`<stem>-pair.onnx`, `hc_studio.refiner`, `--margin`).
+
     python benchmarks/select_candidate.py HC18_DIR/training_set RUN/snapshots/*.pt \\
         --split docs/results/protocol_split.json --baseline models/hc_head_ersr_v1.onnx \\
         --out-dir RUN/candidates --json docs/results/candidates_validation.json
@@ -61,6 +65,22 @@ def export_candidates(checkpoint: Path, out_dir: Path) -> list[Path]:
     return paths
 
 
+def pair_with(first: Path, refiner: Path, margin: float) -> Path:
+    """A copy of `first` beside `refiner` that names it as its refining model."""
+    from assemble_model_pair import set_metadata
+
+    pair = refiner.with_name(f"{refiner.stem}-pair.onnx")
+    if _newer(pair, refiner) and _newer(pair, first):
+        return pair
+    with tempfile.TemporaryDirectory(dir=refiner.parent) as folder:
+        staged = Path(folder) / pair.name
+        staged.write_bytes(first.read_bytes())
+        values = {"hc_studio.refiner": refiner.name, "hc_studio.refine_margin": f"{margin:g}"}
+        set_metadata(staged, values)
+        staged.replace(pair)
+    return pair
+
+
 def _newer(path: Path, than: Path) -> bool:
     return path.is_file() and path.stat().st_mtime >= than.stat().st_mtime
 
@@ -89,11 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="the shipped model, scored as a candidate")
     parser.add_argument("--out-dir", type=Path, required=True, help="where the ONNX files go")
     parser.add_argument("--json", type=Path, required=True, help="write the scores here")
+    parser.add_argument(
+        "--refiner-of", type=Path, metavar="FIRST", help="score checkpoints as FIRST's refiner"
+    )
+    parser.add_argument("--margin", type=float, default=1.25, help="refining window margin")
     args = parser.parse_args(argv)
     pairs = load_pairs(args.data_dir, split_frames(args.split, "validation"))
     candidates = [args.baseline] if args.baseline else []
     for checkpoint in args.checkpoints:
-        candidates += export_candidates(checkpoint, args.out_dir)
+        exported = export_candidates(checkpoint, args.out_dir)
+        if args.refiner_of is not None:
+            exported = [pair_with(args.refiner_of, model, args.margin) for model in exported]
+        candidates += exported
     draws = patient_draws([p.patient for p in pairs], BOOTSTRAP_DRAWS, BOOTSTRAP_SEED)
     rows = []
     for model in candidates:

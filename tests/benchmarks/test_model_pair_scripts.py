@@ -96,3 +96,21 @@ def test_the_assembled_pair_loads_with_its_refiner_and_names_its_float_weights(
     window = CropWindow.around(phantom.ellipse_px, engine.info.refine_margin)
     crop = window.cut(phantom.image, 128)
     assert engine.refiner.predict(crop).prob.max() > 0.9
+
+
+def test_a_candidate_refiner_is_scored_through_a_pair_naming_it(
+    tmp_path, onnx_model_factory, tiny_model_metadata
+):
+    from select_candidate import pair_with
+
+    first = onnx_model_factory(tmp_path / "first.onnx", tiny_model_metadata)
+    square = {**tiny_model_metadata, "hc_studio.input_height": "96"}
+    square["hc_studio.input_width"] = "96"
+    candidate = onnx_model_factory(tmp_path / "candidates" / "iter_400-ema.onnx", square)
+    pair = pair_with(first, candidate, 1.3)
+    assert pair == tmp_path / "candidates" / "iter_400-ema-pair.onnx"
+    engine = SegmentationEngine(pair, "cpu")
+    assert engine.refiner is not None and engine.refiner.model_path == candidate
+    assert engine.info.refine_margin == 1.3
+    assert first.read_bytes() != pair.read_bytes()  # the first model itself is untouched
+    assert "hc_studio.refiner" not in {p.key for p in onnx.load(str(first)).metadata_props}
