@@ -40,6 +40,18 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def model_sha256(model: Path) -> str:
+    """The model file's SHA-256; for a model with a refining model, that of both files' hashes
+    (a new refiner beside the same first model is a new default model too)."""
+    from hc_studio.core.inference import SegmentationEngine
+
+    refiner = SegmentationEngine(model, "cpu").refiner
+    if refiner is None:
+        return file_sha256(model)
+    both = file_sha256(model) + file_sha256(refiner.model_path)
+    return hashlib.sha256(both.encode("ascii")).hexdigest()
+
+
 def guard_figures(frames: list[FrameScore]) -> dict[str, float]:
     """Mean Dice and mean |HC error| (mm) over the frames (an unmeasured frame is a failure)."""
     errors = [f.hc_abs_mm for f in frames]
@@ -73,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(args.data_dir, model)
     record = {
         "model_file": model.name,
-        "model_sha256": file_sha256(model),
+        "model_sha256": model_sha256(model),
         "frames": len(guard_frames()),
         "subset": "protocol_split.json test side, every second frame",
         "figures": figures,
