@@ -114,3 +114,25 @@ def test_a_candidate_refiner_is_scored_through_a_pair_naming_it(
     assert engine.info.refine_margin == 1.3
     assert first.read_bytes() != pair.read_bytes()  # the first model itself is untouched
     assert "hc_studio.refiner" not in {p.key for p in onnx.load(str(first)).metadata_props}
+
+
+def test_averaged_checkpoints_hold_the_mean_weights(tmp_path):
+    import torch
+    from average_checkpoints import main as average
+    from hc_studio.core.training.checkpoint import load_checkpoint, save_checkpoint
+
+    def checkpoint(path, value):
+        state = {
+            "conv.weight": torch.full((2, 2), value),
+            "bn.num_batches_tracked": torch.tensor(3),
+        }
+        save_checkpoint(path, {"model": {"config": {"width": 4}, "state": state}, "teacher": state})
+        return str(path)
+
+    paths = [checkpoint(tmp_path / f"iter_{i}.pt", float(i)) for i in (1, 2, 6)]
+    assert average([*paths, "--out", str(tmp_path / "avg.pt")]) == 0
+    averaged = load_checkpoint(tmp_path / "avg.pt")
+    assert torch.equal(averaged["model"]["state"]["conv.weight"], torch.full((2, 2), 3.0))
+    assert int(averaged["model"]["state"]["bn.num_batches_tracked"]) == 3
+    assert averaged["teacher"] is None
+    assert average([paths[0], "--out", str(tmp_path / "one.pt")]) == 2

@@ -1,0 +1,63 @@
+"""Average the weights of several checkpoints of one run into one checkpoint (weight averaging).
+
+Why: on 80 validation frames the checkpoints of one run differ by a few tenths of a millimetre
+from one validation to the next, more than they differ in quality; the uniform average of the
+late checkpoints' weights (as in stochastic weight averaging) is one model that smooths that
+noise out without a second network call. The trained weights ("student") of every checkpoint
+are averaged, batch-norm running statistics included (the checkpoints come from one run late in
+its schedule, so their statistics are close); integer counters are taken from the last one. The
+result is written as a copy of the last checkpoint with the averaged weights as its model (and no
+teacher), so `select_candidate.py` exports and scores it like any other snapshot.
+
+    python benchmarks/average_checkpoints.py RUN/snapshots/iter_{1800,2000,2200,2400}.pt \\
+        --out RUN/snapshots/avg_1800-2400.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def average_states(states: list[dict]) -> dict:
+    """The element-wise mean of floating tensors; other entries from the last state."""
+    import torch
+
+    averaged = {}
+    for key, last in states[-1].items():
+        if torch.is_floating_point(last):
+            averaged[key] = (
+                torch.stack([state[key].float() for state in states]).mean(0).to(last.dtype)
+            )
+        else:
+            averaged[key] = last.clone()
+    return averaged
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hc_studio.core.training.checkpoint import load_checkpoint, save_checkpoint
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="Checkpoints of one run.")
+    parser.add_argument("--out", type=Path, required=True, help="The averaged checkpoint.")
+    args = parser.parse_args(argv)
+    if len(args.checkpoints) < 2:
+        print("average_checkpoints: give at least two checkpoints", file=sys.stderr)
+        return 2
+    loaded = [load_checkpoint(path) for path in args.checkpoints]
+    configs = {repr(state["model"]["config"]) for state in loaded}
+    if len(configs) != 1:
+        print("average_checkpoints: the checkpoints have different networks", file=sys.stderr)
+        return 2
+    result = loaded[-1]
+    result["model"]["state"] = average_states([state["model"]["state"] for state in loaded])
+    result["teacher"] = None  # the average is one set of weights
+    result["best"] = None  # the run's validation scores belong to other weights
+    save_checkpoint(args.out, result)
+    print(f"wrote {args.out} (mean of {len(loaded)} checkpoints)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
