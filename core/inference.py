@@ -279,6 +279,12 @@ class SegmentationEngine:
     def name(self) -> str:
         return self.info.name
 
+    def describe(self) -> str:
+        """The model's name, and its refining model's when it has one."""
+        if self.refiner is None:
+            return self.name
+        return f"{self.name} (second pass {self.refiner.name})"
+
     def predict(self, pixels: np.ndarray) -> Prediction:
         """Segment one frame: `pixels` (H, W) float 0..1 -> Prediction at network resolution."""
         frame = _as_frame(pixels)

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             "(it applies, by file name, to files in its own folder and in the paths given)"
         )
     engine = SegmentationEngine(model, device=args.device)
-    say(f"model {engine.name} on {engine.provider.removesuffix('ExecutionProvider')}")
+    say(f"model {engine.describe()} on {engine.provider.removesuffix('ExecutionProvider')}")
     masks = _MaskWriter(args.masks_out) if args.masks_out else None
     records: list = []
     # Each frame's image quality at its ellipse, beside its record: the best frame of a clip

@@ -70,6 +70,7 @@ def test_a_model_names_its_refiner_and_the_pair_loads(
     engine = SegmentationEngine(_pair(tmp_path, onnx_model_factory, tiny_model_metadata), "cpu")
     assert engine.refiner is not None and engine.refiner.info.input_height == 128
     assert engine.info.refine_margin == 1.25
+    assert engine.describe() == "tiny-threshold (second pass tiny-threshold)"
 
 
 @pytest.mark.parametrize("name", ["../refine.onnx", "/tmp/refine.onnx", "sub/refine.onnx"])
