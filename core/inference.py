@@ -30,7 +30,7 @@ RESIZE_MODES = ("stretch", "letterbox")
 OUTPUT_KINDS = ("probability", "logits")
 DEFAULT_INPUT_HW = (256, 384)
 DEFAULT_MULTIPLE = 16
-DEFAULT_MODEL_FILE = "hc_head_v2.onnx"  # in the hc_studio.models package (see MODEL_CARD.md)
+DEFAULT_MODEL_FILE = "hc_head_ersr_v1.onnx"  # in the hc_studio.models package (MODEL_CARD.md)
 # Network input sides HC Studio accepts: below 16 a U-Net has nothing left at its bottleneck;
 # 4096 is ten times the shipped model's 224x336 and keeps one input under 64 MB.
 INPUT_SIDE_RANGE = (16, 4096)
@@ -211,13 +211,14 @@ class SegmentationEngine:
         threads: int | None = None,
         *,
         load_refiner: bool = True,
+        spinning: bool = True,
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"{self.model_path}: model file not found")
-        self._session = _create_session(self.model_path, device, threads)
+        self._session = _create_session(self.model_path, device, threads, spinning)
         self.provider: str = self._session.get_providers()[0]
         if device == "cuda" and self.provider != "CUDAExecutionProvider":
             raise ValueError(
@@ -255,7 +256,9 @@ class SegmentationEngine:
         path = self.model_path.parent / name
         if not path.is_file():
             raise ValueError(f"{self.model_path}: its refining model {name} is missing beside it")
-        refiner = SegmentationEngine(path, device, threads, load_refiner=False)
+        # Its worker threads must not spin-wait after a run: they would hold the cores while the
+        # first model runs on the next frame (on 2 cores both passes took twice as long).
+        refiner = SegmentationEngine(path, device, threads, load_refiner=False, spinning=False)
         if refiner.info.refiner is not None:
             raise ValueError(f"{path}: a refining model cannot name a refiner of its own")
         if refiner.info.input_height != refiner.info.input_width:
@@ -416,13 +419,15 @@ def _quiet_onnxruntime(ort) -> Iterator[None]:
         ort.set_default_logger_severity(2)
 
 
-def _create_session(model_path: Path, device: str, threads: int | None):
+def _create_session(model_path: Path, device: str, threads: int | None, spinning: bool = True):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or cpu_threads()
     options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     want_cuda = device == "cuda" or (device == "auto" and _cuda_driver_present())
     if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
