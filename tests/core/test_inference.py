@@ -336,3 +336,15 @@ def test_non_finite_output_is_refused(tmp_path: Path) -> None:
     model = write_graph_model(tmp_path / "nan.onnx", nodes, [("scores", ["N", 1, "H", "W"])])
     with pytest.raises(ValueError, match=r"nan\.onnx: .*NaN or infinity"):
         SegmentationEngine(model, device="cpu")
+
+
+def test_a_stretched_model_runs_in_a_session_planned_for_its_one_input_size(
+    tmp_path: Path, onnx_model_factory, tiny_model_metadata
+) -> None:
+    stretched = SegmentationEngine(onnx_model_factory(tmp_path / "s.onnx", tiny_model_metadata))
+    assert stretched._fixed_input_dims(["N", 1, "H", "W"]) == {"N": 1, "H": 128, "W": 192}
+    assert stretched.predict(disk_frame()).prob.shape == (128, 192)
+    letterbox_metadata = {**tiny_model_metadata, "hc_studio.resize": "letterbox"}
+    letterbox = SegmentationEngine(onnx_model_factory(tmp_path / "l.onnx", letterbox_metadata))
+    assert letterbox._fixed_input_dims(["N", 1, "H", "W"]) == {}
+    assert letterbox.predict(disk_frame((300, 200))).prob.shape == (128, 85)
