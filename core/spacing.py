@@ -232,12 +232,14 @@ class _ScopedTable:
     with everything under them)."""
 
     table: PixelSizeTable
-    roots: tuple[Path, ...]
+    roots: frozenset[Path]
 
     def applies_to(self, path: Path) -> bool:
         if self.table.path is not None and path.parent == _absolute(self.table.path).parent:
             return True
-        return any(path == root or root in path.parents for root in self.roots)
+        # Look the path and its few parents up in the set: going through every root for every
+        # file made a batch of n named files cost n^2 comparisons (5 s for 335 files).
+        return path in self.roots or any(parent in self.roots for parent in path.parents)
 
 
 class SpacingPolicy:
@@ -294,7 +296,7 @@ class SpacingPolicy:
     def add_table(self, table: PixelSizeTable, applies_to: Iterable[str | Path] = ()) -> None:
         """Use `table` for the files in its own folder and for `applies_to` (files, or folders
         with everything under them). A table added later wins over earlier ones."""
-        roots = tuple(_absolute(p) for p in applies_to)
+        roots = frozenset(_absolute(p) for p in applies_to)
         self._tables.insert(0, _ScopedTable(table, roots))
 
     def clear_tables(self) -> None:

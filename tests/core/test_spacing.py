@@ -238,3 +238,21 @@ def test_csv_that_is_not_text_is_an_error_naming_the_file(tmp_path: Path) -> Non
     path.write_bytes(bytes(range(256)) * 4)  # a binary file given as the pixel CSV
     with pytest.raises(ValueError, match=r"sizes\.csv: not a text CSV"):
         read_pixel_table(path)
+
+
+def test_a_batch_of_many_named_files_finds_its_table_in_linear_time(tmp_path) -> None:
+    """Each file is looked up among the batch's roots by set, not compared with every root:
+    5,000 named files took minutes when every lookup went through every root."""
+    import time
+
+    from hc_studio.core.spacing import PixelSizeTable, SpacingPolicy
+
+    files = [tmp_path / f"scan{i // 100}" / f"{i:05d}_HC.png" for i in range(5000)]
+    table = PixelSizeTable.from_mapping({f.name: 0.1 for f in files})
+    policy = SpacingPolicy()
+    policy.add_table(table, applies_to=files)
+    started = time.perf_counter()
+    assert policy.unused_tables(files) == []
+    assert policy.override_for(files[4321]).row_mm == pytest.approx(0.1)
+    assert policy.override_for(tmp_path / "elsewhere" / "00001_HC.png") is None
+    assert time.perf_counter() - started < 5.0
