@@ -186,15 +186,19 @@ def measure_frame(
             model=engine.name,
         )
         return MeasuredFrame(record, prediction)
-    record = record_from_ellipse(
-        frame.path,
-        frame.index,
-        frame.spacing,
-        fit.ellipse_px,
-        engine.name,
-        origin="auto",
-        ga_weeks=ga_weeks,
-    )
+
+    def auto_record(ellipse_px: Ellipse) -> MeasurementRecord:
+        return record_from_ellipse(
+            frame.path,
+            frame.index,
+            frame.spacing,
+            ellipse_px,
+            engine.name,
+            origin="auto",
+            ga_weeks=ga_weeks,
+        )
+
+    record = auto_record(fit.ellipse_px)
     on_map = ellipse_on_map_grid(fit.ellipse_px, prediction.frame_shape, prediction.prob.shape)
     record = record.replace(
         fit_iou=float(fit.fit_iou), confidence=border_confidence(prediction.prob, on_map)
@@ -226,16 +230,7 @@ def measure_frame(
             frame.pixels, fit.ellipse_px, engine.refiner, engine.info.refine_margin, frame.spacing
         )
         if refinement is not None:
-            refined = record_from_ellipse(
-                frame.path,
-                frame.index,
-                frame.spacing,
-                refinement.ellipse_px,
-                engine.name,
-                origin="auto",
-                ga_weeks=ga_weeks,
-            )
-            record = refined.replace(
+            record = auto_record(refinement.ellipse_px).replace(
                 fit_iou=record.fit_iou,
                 confidence=record.confidence,
                 pass_disagreement=refinement.disagreement,
