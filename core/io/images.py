@@ -66,8 +66,11 @@ def to_grey_float(
         if low < 0:  # signed data: shift its range to start at 0
             pixels = pixels.astype(np.float64) - low
             top = top - low
-        grey = pixels.astype(np.float32) / np.float32(top)
-        return np.clip(grey, 0.0, 1.0)
+        grey = pixels.astype(np.float32)
+        grey /= np.float32(top)
+        if max_value is None and low >= 0:
+            return grey  # unsigned data over its own maximum is already in 0..1 (no clip pass)
+        return np.clip(grey, 0.0, 1.0, out=grey)
     grey = pixels.astype(np.float32)
     finite = grey[np.isfinite(grey)]
     if finite.size == 0:

@@ -17,6 +17,7 @@ from hc_studio.core.io import (
     read_frame,
     read_grey,
 )
+from hc_studio.core.io.images import to_grey_float
 from hc_studio.core.spacing import Spacing
 
 
@@ -215,3 +216,14 @@ def test_a_huge_png_gives_a_per_file_error_and_the_batch_goes_on(
     assert [Path(r.file).name for r in records] == ["a_huge.png", "b_small.png"]
     assert records[0].status_text.startswith("error: frame of 40000x40000 pixels is larger")
     assert records[1].status is not Status.ERROR
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_unsigned_frames_are_divided_by_their_maximum_and_stay_in_0_1(dtype) -> None:
+    info = np.iinfo(dtype)
+    pixels = np.random.default_rng(1).integers(0, info.max, (40, 60), dtype=dtype, endpoint=True)
+    pixels[0, :2] = (info.max, 0)
+    grey = to_grey_float(pixels)
+    assert grey.dtype == np.float32 and grey[0, 0] == 1.0 and grey[0, 1] == 0.0
+    assert np.array_equal(grey, pixels.astype(np.float32) / np.float32(info.max))
+    assert to_grey_float(pixels, max_value=100).max() == 1.0  # a smaller maximum is clipped
