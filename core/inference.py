@@ -173,6 +173,9 @@ class Prediction:
     prob: np.ndarray
     frame_shape: tuple[int, int]
     network_shape: tuple[int, int]
+    # The frame as resized for the network (0..1, before normalisation) when it covers exactly
+    # `prob`'s grid (stretch models): the plane check reads it instead of resizing again.
+    frame_on_grid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def scale_x(self) -> float:
@@ -304,17 +307,19 @@ class SegmentationEngine:
     def predict(self, pixels: np.ndarray) -> Prediction:
         """Segment one frame: `pixels` (H, W) float 0..1 -> Prediction at network resolution."""
         frame = _as_frame(pixels)
+        frame_on_grid = None
         if self.info.resize == "letterbox":
             network_input, content_hw = self._letterbox(frame)
         else:
             content_hw = (self.info.input_height, self.info.input_width)
-            network_input = _resize(frame, content_hw)
+            network_input = frame_on_grid = _resize(frame, content_hw)
         output = self._run(network_input)
         prob = output[: content_hw[0], : content_hw[1]]
         return Prediction(
             prob=np.ascontiguousarray(prob, dtype=np.float32),
             frame_shape=frame.shape,
             network_shape=network_input.shape,
+            frame_on_grid=frame_on_grid,
         )
 
     def predict_frame_prob(self, pixels: np.ndarray) -> np.ndarray:

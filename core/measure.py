@@ -210,6 +210,7 @@ def measure_frame(
         record.fit_iou,
         record.confidence,
         frame.spacing,
+        frame_on_grid=prediction.frame_on_grid,
     )
     if not_a_head:
         # No ellipse, HC or GA: a number from a frame without a head would be a wrong number.

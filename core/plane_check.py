@@ -129,21 +129,26 @@ def plane_features(
     ellipse_px: Ellipse,
     fit_iou: float,
     border_confidence: float,
+    frame_on_grid: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The evidence for a head plane, one finite float per name in `FEATURES`.
 
     `pixels`: the (H, W) 0..1 frame; `prob`: the (h, w) network probability covering it;
     `ellipse_px`: the fitted ellipse in frame pixels; `fit_iou` and `border_confidence` as the
     measurement reports them. Intensities are compared on the network grid (the frame resized
-    to `prob`'s shape), where the ellipse bands are cheap to evaluate.
+    to `prob`'s shape, INTER_AREA; `frame_on_grid` when the caller has it already), where the
+    ellipse bands are cheap to evaluate.
     """
     frame_shape = pixels.shape
     map_shape = prob.shape
-    grey = cv2.resize(
-        np.asarray(pixels, dtype=np.float32),
-        (map_shape[1], map_shape[0]),
-        interpolation=cv2.INTER_AREA,
-    )
+    if frame_on_grid is not None and frame_on_grid.shape == map_shape:
+        grey = np.asarray(frame_on_grid, dtype=np.float32)
+    else:
+        grey = cv2.resize(
+            np.asarray(pixels, dtype=np.float32),
+            (map_shape[1], map_shape[0]),
+            interpolation=cv2.INTER_AREA,
+        )
     on_map = ellipse_on_map_grid(ellipse_px, frame_shape, map_shape)
     rows, cols = np.arange(map_shape[0])[:, np.newaxis], np.arange(map_shape[1])[np.newaxis, :]
     cos, sin = math.cos(on_map.angle), math.sin(on_map.angle)
@@ -324,6 +329,7 @@ def head_plane_reasons(
     border_confidence: float,
     spacing: Spacing,
     check: PlaneCheck | None = None,
+    frame_on_grid: np.ndarray | None = None,
 ) -> list[str]:
     """Why this frame and fit are not a fetal head plane ([] when they are).
 
@@ -336,7 +342,7 @@ def head_plane_reasons(
     if inside.size and float(inside.std()) < MIN_INSIDE_STD:
         reasons.append("nothing inside the skull outline (no brain texture)")
     check = check or default_plane_check()
-    features = plane_features(pixels, prob, ellipse_px, fit_iou, border_confidence)
+    features = plane_features(pixels, prob, ellipse_px, fit_iou, border_confidence, frame_on_grid)
     score = check.score(features)
     if score < check.threshold:
         reasons.append(f"head-plane score {score:.2f} < {check.threshold:.2f}")

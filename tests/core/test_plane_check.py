@@ -170,3 +170,18 @@ def test_check_json_round_trip_and_bad_files(tmp_path: Path) -> None:
     unknown.write_text(json.dumps({**check.to_json(), "features": ["colour", *FEATURES[1:]]}))
     with pytest.raises(ValueError, match=r"unknown\.json: .*unknown features \['colour'\]"):
         PlaneCheck.load(unknown)
+
+
+def test_the_networks_resized_frame_gives_the_same_features(phantom, tiny_engine) -> None:
+    """The plane check reads the frame as the network saw it instead of resizing it again."""
+    from hc_studio.core.ellipse import ellipse_from_probability
+
+    prediction = tiny_engine.predict(phantom.image)
+    assert prediction.frame_on_grid is not None
+    assert prediction.frame_on_grid.shape == prediction.prob.shape
+    fit = ellipse_from_probability(prediction.prob, prediction.frame_shape)
+    args = (phantom.image, prediction.prob, fit.ellipse_px, fit.fit_iou, 0.9)
+    resized_here = plane_check.plane_features(*args)
+    assert plane_check.plane_features(*args, prediction.frame_on_grid) == resized_here
+    wrong_grid = np.zeros((7, 9), np.float32)  # not the map's grid: resized here again
+    assert plane_check.plane_features(*args, wrong_grid) == resized_here
