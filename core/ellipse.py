@@ -241,9 +241,15 @@ def _outer_contour(restricted: np.ndarray, level: float) -> np.ndarray:
     """(N, 2) x, y of the outer `level` iso-contour of a `component_map` result."""
     if not (restricted > level).any():
         return np.zeros((0, 2))
-    contours = measure.find_contours(np.pad(restricted, 1), level)
+    # Trace only the box around the component's neighbourhood (everything outside it is 0):
+    # the same contour, found in a third of the time of the whole map.
+    rows = np.flatnonzero(restricted.any(axis=1))
+    cols = np.flatnonzero(restricted.any(axis=0))
+    top, left = int(rows[0]), int(cols[0])
+    box = restricted[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1]
+    contours = measure.find_contours(np.pad(box, 1), level)
     outer = max(contours, key=len)
-    return np.stack([outer[:, 1] - 1, outer[:, 0] - 1], axis=1)
+    return np.stack([outer[:, 1] - 1 + left, outer[:, 0] - 1 + top], axis=1)
 
 
 def map_to_frame(xy: np.ndarray, net_shape: tuple[int, int], frame_shape: tuple[int, int]):

@@ -214,8 +214,9 @@ def run(args: argparse.Namespace) -> int:
                 if wants_quality and measured.quality is not None:
                     quality[(record.file, record.frame_index)] = measured.quality
                 say(_progress_line(position, len(files), record))
-                has_mask = record.ellipse_px is not None and measured.prob is not None
-                if masks is not None and has_mask:
+                # measured.prob is resized to the frame on first use: only when masks are written.
+                wants_mask = masks is not None and record.ellipse_px is not None
+                if wants_mask and measured.prob is not None:
                     masks.write(record, measured.prob.shape)
             extra = dicom_outputs.extra_columns(args, records, quality)
             write_records_csv(records, args.out, extra)

@@ -281,3 +281,20 @@ def test_window_work_matches_the_whole_frame(cx, cy, a, ratio, angle, grow) -> N
         covered = np.zeros(shape, bool)
         covered[window] = True
         assert not (inside_grown & ~covered).any()
+
+
+@pytest.mark.parametrize("centre", [(60.3, 40.7), (3.2, 40.0), (60.0, 77.5), (118.0, 2.0)])
+def test_the_contour_traced_in_the_components_box_is_the_whole_maps_contour(centre) -> None:
+    """`subpixel_contour` traces only the box around the component; on a whole padded map the
+    same contour comes out (a head touching the frame edge included)."""
+    from hc_studio.core.ellipse import component_map, subpixel_contour
+    from skimage import measure
+
+    rows, cols = np.mgrid[:80, :120]
+    radius = np.hypot((cols - centre[0]) / 30.0, (rows - centre[1]) / 20.0)
+    prob = 1.0 / (1.0 + np.exp((radius - 1.0) * 12.0))
+    prob[5:9, 100:104] = 0.9  # a stray blob: not the largest component
+    whole = measure.find_contours(np.pad(component_map(prob), 1), 0.5)
+    outer = max(whole, key=len)
+    expected = np.stack([outer[:, 1] - 1, outer[:, 0] - 1], axis=1)
+    np.testing.assert_allclose(subpixel_contour(prob), expected, rtol=0, atol=1e-9)
