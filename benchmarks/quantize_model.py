@@ -5,9 +5,11 @@ Why: on the 2-core CPU the network is three quarters of a frame's time; int8 con
 Calibration reads frames of the training side only (never validation or test): whole frames for
 a first-pass model, the head crops of `make_head_crops.py` for a refining model; each is brought
 to the model's input size the way `core.inference` does (INTER_AREA stretch, 0-1 scaling).
-Whether the accuracy holds is measured afterwards with `protocol_eval.py` on validation.
+Whether the accuracy holds is measured afterwards with `protocol_eval.py` on validation
+(docs/benchmarks.md 3c: how the calibration and the layers kept in float moved it).
 
-    python benchmarks/quantize_model.py MODEL.onnx --calibration DIR --out MODEL_int8.onnx
+    python benchmarks/quantize_model.py MODEL.onnx --calibration DIR --out MODEL_int8.onnx \\
+        [--frames 128] [--percentile 99.99] [--float-nodes /network/ups.3/] [--float-head]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -38,11 +41,44 @@ def calibration_inputs(folder: Path, height: int, width: int, count: int) -> lis
     return inputs
 
 
-def quantise(model: Path, calibration: Path, out: Path, count: int = 64) -> None:
+@dataclass(frozen=True)
+class Recipe:
+    """How activations are calibrated and which layers stay in float.
+
+    `percentile` None: min-max ranges; else the ranges that hold that percentile of the
+    calibration activations. `float_prefixes`: nodes whose names start with one of them stay
+    float; `float_head`: the output node and the node feeding it (the head convolution) too.
+    """
+
+    percentile: float | None = None
+    float_prefixes: tuple[str, ...] = ()
+    float_head: bool = False
+
+
+def float_nodes(model_path: Path, recipe: Recipe) -> list[str]:
+    """The node names `recipe` keeps in float, in the (pre-processed) model at `model_path`."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    names = [n.name for n in graph.node if n.name.startswith(recipe.float_prefixes)]
+    if recipe.float_head:
+        producers = {output: node for node in graph.node for output in node.output}
+        last = producers[graph.output[0].name]
+        names.append(last.name)
+        feeding = producers.get(last.input[0])
+        if feeding is not None:
+            names.append(feeding.name)
+    return names
+
+
+def quantise(
+    model: Path, calibration: Path, out: Path, count: int = 64, recipe: Recipe = Recipe()
+) -> None:
     import onnx
     from hc_studio.core.inference import SegmentationEngine
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -65,6 +101,12 @@ def quantise(model: Path, calibration: Path, out: Path, count: int = 64) -> None
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
         quantised = Path(work) / "int8.onnx"
+        calibration_options = {}
+        if recipe.percentile is not None:
+            calibration_options = {
+                "calibrate_method": CalibrationMethod.Percentile,
+                "extra_options": {"CalibPercentile": recipe.percentile},
+            }
         quantize_static(
             str(prepared),
             str(quantised),
@@ -73,6 +115,8 @@ def quantise(model: Path, calibration: Path, out: Path, count: int = 64) -> None
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            nodes_to_exclude=float_nodes(prepared, recipe) or None,
+            **calibration_options,
         )
         result = onnx.load(str(quantised))
     source = onnx.load(str(model))
@@ -90,9 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--frames", type=int, default=64, help="Calibration frames (64).")
     parser.add_argument("--out", type=Path, required=True, help="The int8 model to write.")
+    parser.add_argument(
+        "--percentile", type=float, help="Calibrate to this percentile (default min-max)."
+    )
+    parser.add_argument(
+        "--float-nodes",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="Keep nodes whose names start with PREFIX in float (repeatable).",
+    )
+    parser.add_argument("--float-head", action="store_true", help="Keep the output head in float.")
     args = parser.parse_args(argv)
+    recipe = Recipe(args.percentile, tuple(args.float_nodes), args.float_head)
     try:
-        quantise(args.model, args.calibration, args.out, args.frames)
+        quantise(args.model, args.calibration, args.out, args.frames, recipe)
     except (OSError, ValueError) as error:
         print(f"quantize_model: {error}", file=sys.stderr)
         return 2

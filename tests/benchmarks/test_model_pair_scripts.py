@@ -136,3 +136,27 @@ def test_averaged_checkpoints_hold_the_mean_weights(tmp_path):
     assert int(averaged["model"]["state"]["bn.num_batches_tracked"]) == 3
     assert averaged["teacher"] is None
     assert average([paths[0], "--out", str(tmp_path / "one.pt")]) == 2
+
+
+def test_a_quantisation_recipe_names_the_layers_it_keeps_in_float(
+    tmp_path, onnx_model_factory, tiny_model_metadata
+):
+    from quantize_model import Recipe, float_nodes
+    from quantize_model import main as quantize
+
+    unnamed = onnx.load(str(onnx_model_factory(tmp_path / "u.onnx", tiny_model_metadata)))
+    for index, node in enumerate(unnamed.graph.node):
+        node.name = f"/network/{node.op_type}_{index}"
+    model = tmp_path / "tiny.onnx"
+    onnx.save(unnamed, str(model))
+    graph = unnamed.graph
+    last_two = [graph.node[-1].name, graph.node[-2].name]  # the sigmoid and what feeds it
+    assert float_nodes(model, Recipe()) == []
+    assert float_nodes(model, Recipe(float_head=True)) == last_two
+    named = float_nodes(model, Recipe(float_prefixes=(graph.node[0].name,)))
+    assert named == [graph.node[0].name]
+    frames = _phantom_folder(tmp_path / "frames")
+    out = tmp_path / "int8.onnx"
+    args = [str(model), "--calibration", str(frames), "--out", str(out), "--float-head"]
+    assert quantize([*args, "--percentile", "99.99"]) == 0
+    assert SegmentationEngine(out, "cpu").name == "tiny-threshold"  # metadata kept
