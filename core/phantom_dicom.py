@@ -9,6 +9,7 @@ best frame of a clip is its least disturbed frame).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -40,8 +41,12 @@ def write_cine_dicom(
     pixel_mm: float | None = None,
     study_uid: str | None = None,
     study_date: dt.date | None = None,
+    identifiers: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write (N, H, W) uint8 frames as an uncompressed ultrasound multi-frame DICOM file."""
+    """Write (N, H, W) uint8 frames as an uncompressed ultrasound multi-frame DICOM file.
+
+    `identifiers`: header keywords such as PatientID, PatientName or AccessionNumber to set.
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
@@ -61,6 +66,8 @@ def write_cine_dicom(
     ds.Modality = "US"
     if study_date is not None:
         ds.StudyDate = study_date.strftime("%Y%m%d")
+    for keyword, value in (identifiers or {}).items():
+        setattr(ds, keyword, value)
     ds.NumberOfFrames = frames.shape[0]
     ds.FrameTime = f"{1000.0 / fps:.8g}"  # ms; the rate read back is fps to 8 digits
     ds.Rows, ds.Columns = frames.shape[1:]

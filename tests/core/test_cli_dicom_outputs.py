@@ -8,6 +8,7 @@ measured with the shipped model.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import shutil
 import subprocess
 from importlib import resources
@@ -20,8 +21,8 @@ import pytest
 from hc_studio.core.cli import main
 from hc_studio.core.dicom_sr import read_sr_values
 from hc_studio.core.inference import default_model_path
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+from hc_studio.core.phantom_dicom import write_cine_dicom
+from pydicom.dataset import Dataset
 
 SAMPLE, SAMPLE_MM = "291_HC.png", 0.103654762  # its HC18 pixel size (samples/pixel_size.csv)
 GOOD_INDEX = 4
@@ -51,23 +52,9 @@ def degraded_clip(image: np.ndarray) -> np.ndarray:
 
 
 def write_cine(path: Path, frames: np.ndarray, pixel_mm: float) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundMultiFrameImageStorage, generate_uid()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientID, ds.PatientName, ds.StudyDate = "CINE-1", "Test^Cine", "20260401"
-    ds.AccessionNumber, ds.Modality, ds.FrameTime = "A-17", "US", "40"
-    ds.NumberOfFrames, (ds.Rows, ds.Columns) = len(frames), frames.shape[1:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelSpacing = [pixel_mm, pixel_mm]
-    ds.PixelData = frames.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return ds
+    identifiers = {"PatientID": "CINE-1", "PatientName": "Test^Cine", "AccessionNumber": "A-17"}
+    write_cine_dicom(path, frames, 25.0, pixel_mm, None, dt.date(2026, 4, 1), identifiers)
+    return pydicom.dcmread(path)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +135,7 @@ def test_best_frame_of_the_readme_sweep_is_an_untouched_one(shipped_model, tmp_p
     """The README's cine (a probe sweep, its outer frames shifted, blurred and darker): the
     network is as confident on the blurred ends, the image quality term is not. Before it the
     suggestion was an end frame (10 or 11); the two middle frames are the untouched ones."""
-    from hc_studio.core.phantom_dicom import probe_sweep, write_cine_dicom
+    from hc_studio.core.phantom_dicom import probe_sweep
 
     sample = resources.files("hc_studio.resources").joinpath("samples", SAMPLE)
     image = cv2.imdecode(np.frombuffer(sample.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,34 +22,22 @@ from hc_studio.core.dicom_sr import (
 from hc_studio.core.ellipse import Ellipse
 from hc_studio.core.gestational_age import hadlock_weeks
 from hc_studio.core.measure import record_from_ellipse
+from hc_studio.core.phantom_dicom import write_cine_dicom
 from hc_studio.core.records import parse_status_text
 from hc_studio.core.spacing import Spacing
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 SPACING = Spacing.square(0.15, "dicom-pixel-spacing")
 
 
 def write_source(path: Path, n_frames: int = 3, study_uid: str | None = None, **ids) -> Dataset:
     """A small multi-frame ultrasound DICOM with patient and study identifiers."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundMultiFrameImageStorage, generate_uid()
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientID, ds.PatientName = ids.get("PatientID", "P-0042"), "Doe^Jane"
-    ds.StudyDate, ds.AccessionNumber = "20260315", ids.get("AccessionNumber", "ACC-7")
-    ds.Modality, ds.Rows, ds.Columns = "US", 64, 64
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.NumberOfFrames = n_frames
-    ds.PixelData = np.zeros((n_frames, 64, 64), np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return ds
+    identifiers = {"PatientID": "P-0042", "PatientName": "Doe^Jane", "AccessionNumber": "ACC-7"}
+    frames = np.zeros((n_frames, 64, 64), np.uint8)
+    date = dt.date(2026, 3, 15)
+    write_cine_dicom(path, frames, 25.0, None, study_uid, date, {**identifiers, **ids})
+    return pydicom.dcmread(path)
 
 
 def measured(file, index, a=400.0, b=320.0, status="ok", spacing=SPACING, accepted=None):
