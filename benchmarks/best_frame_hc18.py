@@ -37,7 +37,7 @@ from hc_studio.core.best_frame import ClipRanking, rank_clip
 from hc_studio.core.inference import SegmentationEngine, default_model_path
 from hc_studio.core.io import Frame, read_grey
 from hc_studio.core.measure import measure_frame
-from hc_studio.core.phantom_dicom import probe_sweep
+from hc_studio.core.phantom_dicom import DEGRADED_VERSIONS, degraded_versions, probe_sweep
 from hc_studio.core.spacing import Spacing
 
 DEGRADATIONS = ("noise", "blur", "low contrast", "shift")
@@ -61,30 +61,6 @@ def drift(grey: np.ndarray, step: int) -> np.ndarray:
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 2.0 * step, 1.0)
     matrix[:, 2] += (6.0 * step, 3.0 * step)
     return cv2.warpAffine(grey, matrix, (w, h))
-
-
-SYNTHETIC = ("noise", "blur", "low contrast", "shifted", "good", "rotated 10", "rotated -20")
-
-
-def synthetic_clip(grey: np.ndarray) -> list[np.ndarray]:
-    """The synthetic clip of tests/core/test_cli_dicom_outputs.py: the frame (position 4) among
-    degraded, shifted and rotated versions of it, named in SYNTHETIC."""
-    h, w = grey.shape
-    rng = np.random.default_rng(0)
-
-    def rotated(degrees: float) -> np.ndarray:
-        return cv2.warpAffine(grey, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1), (w, h))
-
-    shift = np.float32([[1, 0, 0.35 * w], [0, 1, 0.25 * h]])
-    return [
-        np.clip(grey + rng.normal(0, 0.3, grey.shape), 0, 1),
-        cv2.GaussianBlur(grey, (0, 0), 8),
-        0.45 + 0.1 * grey,
-        cv2.warpAffine(grey, shift, (w, h)),
-        grey,
-        rotated(10),
-        rotated(-20),
-    ]
 
 
 def print_clip(name: str, versions, records, rankings: dict[str, ClipRanking]) -> None:
@@ -112,10 +88,10 @@ def print_synthetic(engine, samples: Path) -> None:
     with (samples / "pixel_size.csv").open(newline="") as handle:
         sizes = {row["filename"]: float(row["pixel size(mm)"]) for row in csv.DictReader(handle)}
     for name, pixel_mm in sizes.items():
-        frames = synthetic_clip(read_grey(samples / name))
+        frames = degraded_versions(read_grey(samples / name))
         spacing = Spacing.square(pixel_mm, "csv")
         records, rankings = measure_clip(engine, frames, [spacing] * len(frames), name)
-        print_clip(name, SYNTHETIC, records, rankings)
+        print_clip(name, DEGRADED_VERSIONS, records, rankings)
 
 
 def print_readme_cine(engine, sample: Path, pixel_mm: float) -> None:

@@ -34,6 +34,40 @@ def probe_sweep(image: np.ndarray, n_frames: int = 12) -> np.ndarray:
     return np.stack(frames)
 
 
+DEGRADED_VERSIONS = (
+    "noise",
+    "blur",
+    "low contrast",
+    "shifted",
+    "good",
+    "rotated 10",
+    "rotated -20",
+)
+GOOD_VERSION = DEGRADED_VERSIONS.index("good")
+
+
+def degraded_versions(grey: np.ndarray) -> list[np.ndarray]:
+    """A 0..1 frame among degraded, shifted and rotated versions of itself, (H, W) float each,
+    named in DEGRADED_VERSIONS (the frame itself at GOOD_VERSION): a clip whose best frame is
+    known (the best-frame tests and `benchmarks/best_frame_hc18.py`)."""
+    h, w = grey.shape
+    rng = np.random.default_rng(0)
+
+    def rotated(degrees: float) -> np.ndarray:
+        return cv2.warpAffine(grey, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1), (w, h))
+
+    shift = np.float32([[1, 0, 0.35 * w], [0, 1, 0.25 * h]])
+    return [
+        np.clip(grey + rng.normal(0, 0.3, grey.shape), 0, 1),
+        cv2.GaussianBlur(grey, (0, 0), 8),
+        0.45 + 0.1 * grey,
+        cv2.warpAffine(grey, shift, (w, h)),
+        grey,
+        rotated(10),
+        rotated(-20),
+    ]
+
+
 def write_cine_dicom(
     path: str | Path,
     frames: np.ndarray,

@@ -21,33 +21,21 @@ import pytest
 from hc_studio.core.cli import main
 from hc_studio.core.dicom_sr import read_sr_values
 from hc_studio.core.inference import default_model_path
-from hc_studio.core.phantom_dicom import write_cine_dicom
+from hc_studio.core.phantom_dicom import (
+    DEGRADED_VERSIONS,
+    GOOD_VERSION,
+    degraded_versions,
+    write_cine_dicom,
+)
 from pydicom.dataset import Dataset
 
 SAMPLE, SAMPLE_MM = "291_HC.png", 0.103654762  # its HC18 pixel size (samples/pixel_size.csv)
-GOOD_INDEX = 4
-VERSIONS = ("noise", "blur", "low contrast", "shifted", "good", "rotated 10", "rotated -20")
+GOOD_INDEX, VERSIONS = GOOD_VERSION, DEGRADED_VERSIONS
 
 
 def degraded_clip(image: np.ndarray) -> np.ndarray:
     """(7, H, W) uint8: the versions named in VERSIONS, the untouched frame at GOOD_INDEX."""
-    grey = image.astype(np.float32) / 255
-    h, w = grey.shape
-    rng = np.random.default_rng(0)
-
-    def rotated(degrees: float) -> np.ndarray:
-        return cv2.warpAffine(grey, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1), (w, h))
-
-    shift = np.float32([[1, 0, 0.35 * w], [0, 1, 0.25 * h]])
-    frames = [
-        np.clip(grey + rng.normal(0, 0.3, grey.shape), 0, 1),
-        cv2.GaussianBlur(grey, (0, 0), 8),
-        0.45 + 0.1 * grey,
-        cv2.warpAffine(grey, shift, (w, h)),
-        grey,
-        rotated(10),
-        rotated(-20),
-    ]
+    frames = degraded_versions(image.astype(np.float32) / 255)
     return np.stack([np.round(f * 255).astype(np.uint8) for f in frames])
 
 
