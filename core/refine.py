@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .biometry import ramanujan_perimeter
+from .biometry import ellipse_in_mm, ramanujan_perimeter
 from .ellipse import MIN_FIT_POINTS, Ellipse, fit_points_in_mm, subpixel_contour
 from .head_crop import CropWindow
 from .inference import SegmentationEngine
@@ -55,8 +55,6 @@ class Refinement:
 def perimeter_in(ellipse_px: Ellipse, spacing: Spacing | None) -> float:
     """The ellipse's perimeter in mm-space for an anisotropic spacing, else in pixels."""
     if spacing is not None and not spacing.isotropic:
-        from .biometry import ellipse_in_mm
-
         ellipse_mm = ellipse_in_mm(ellipse_px, spacing)
         return ramanujan_perimeter(ellipse_mm.a, ellipse_mm.b)
     return ramanujan_perimeter(ellipse_px.a, ellipse_px.b)
