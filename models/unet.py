@@ -129,8 +129,3 @@ class ExportWrapper(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         return torch.sigmoid(self.network(image))
-
-
-def build_unet(config: dict) -> UNet:
-    """A UNet from the `config` dict a checkpoint stores (`UNet.config`)."""
-    return UNet(**config)

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from hc_studio.models.unet import ExportWrapper, UNet, build_unet
+from hc_studio.models.networks import build_network, size_multiple
+from hc_studio.models.unet import ExportWrapper
 from torch import nn
 
 from ..atomic import atomic_write_bytes
@@ -51,7 +52,7 @@ class ModelMetadata:
     method: str = ""
     data: str = ""
     validation: Mapping[str, Any] = field(default_factory=dict)
-    architecture: Mapping[str, Any] = field(default_factory=dict)  # UNet config, for --init
+    architecture: Mapping[str, Any] = field(default_factory=dict)  # models.networks config
     date: str = field(default_factory=lambda: datetime.date.today().isoformat())
 
     def as_properties(self) -> dict[str, str]:
@@ -63,7 +64,7 @@ class ModelMetadata:
             "hc_studio.normalisation": json.dumps({"scale": "0-1"}),
             "hc_studio.resize": "stretch",
             "hc_studio.output": "probability",
-            "hc_studio.multiple": str(UNet.multiple),
+            "hc_studio.multiple": str(size_multiple(self.architecture)),
             "hc_studio.method": self.method,
             "hc_studio.data": self.data,
             "hc_studio.date": self.date,
@@ -142,7 +143,8 @@ def parity_check(
     generator = torch.Generator().manual_seed(0)
     h, w = image_size
     worst = 0.0
-    for shape in ((2, 1, h, w), (1, 1, h + UNet.multiple, w + 2 * UNet.multiple)):
+    step = size_multiple(getattr(wrapper.network, "config", {}))
+    for shape in ((2, 1, h, w), (1, 1, h + step, w + 2 * step)):
         image = torch.rand(shape, generator=generator)
         with torch.no_grad():
             expected = wrapper(image).numpy()
@@ -188,7 +190,7 @@ def export_checkpoint(
     state = load_checkpoint(checkpoint_path)
     try:
         config = state["model"]["config"]
-        network = build_unet(config)
+        network = build_network(config)
         network.load_state_dict(state["model"]["state"])
         height, width = state["settings"]["image_size"]
     except (KeyError, TypeError, RuntimeError) as error:
@@ -243,7 +245,7 @@ def reexport_onnx(
     """
     source, onnx_path = Path(source), Path(onnx_path)
     config, state = load_onnx_weights(source)
-    network = build_unet(config)
+    network = build_network(config)
     network.load_state_dict(state)
     old = read_metadata(source)
     metadata = ModelMetadata(
@@ -267,7 +269,8 @@ def reexport_onnx(
 def load_onnx_weights(
     path: str | Path, follow_float_weights: bool = True
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(UNet config, state_dict) of a model exported by `export_network`, to fine-tune from it.
+    """(architecture config, state_dict) of a model exported by `export_network`, to fine-tune
+    from it.
 
     Raises CheckpointError for an ONNX file without the architecture metadata (not exported by
     HC Studio) or whose weights do not match it.
@@ -305,7 +308,7 @@ def load_onnx_weights(
     for node in model.graph.node:  # the exporter shares equal tensors through Identity nodes
         if node.op_type == "Identity" and node.input[0] in values:
             values[node.output[0]] = values[node.input[0]]
-    network = build_unet(config)
+    network = build_network(config)
     state = {}
     for key, tensor in network.state_dict().items():
         exported = values.get(f"network.{key}")

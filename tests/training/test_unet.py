@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hc_studio.models.unet import ExportWrapper, UNet, build_unet
+from hc_studio.models.networks import build_network
+from hc_studio.models.unet import ExportWrapper, UNet
 
 
 @pytest.mark.parametrize("size", [(32, 48), (64, 96), (48, 32)])
@@ -28,7 +29,7 @@ def test_features_are_the_bottleneck_and_the_last_decoder_level() -> None:
 @pytest.mark.parametrize("options", [{"norm": "group"}, {"dilated_bottleneck": True}])
 def test_options_build_and_rebuild_from_config(options) -> None:
     net = UNet(width=4, **options)
-    rebuilt = build_unet(net.config)
+    rebuilt = build_network(net.config)
     rebuilt.load_state_dict(net.state_dict())
     image = torch.rand(1, 1, 32, 48)
     assert torch.equal(net.eval()(image), rebuilt.eval()(image))

@@ -369,13 +369,14 @@ def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop
 
     from ..data import prepare_data
     from ..distributed import gather_objects
-    from ..trainer import Trainer, build_method
+    from ..trainer import Trainer, build_method, network_config
 
     resolve_init(args)
     settings, data_settings, checkpoint = _resolve_run(args, folder)
     if args.init is not None and checkpoint is None:
         settings = _with_init_architecture(settings, args.init)
     build_method(settings)  # check the method options before the (long) data preparation
+    network_config(settings)  # and that the network options fit together
 
     def status(message: str) -> None:
         reporter.emit(Status(message=message))
@@ -469,12 +470,24 @@ def _init_weights(path: Path):
 
 
 def _with_init_architecture(settings, path: Path):
-    """Settings whose network matches the --init weights (width, norm, bottleneck)."""
+    """Settings whose network matches the --init weights (architecture and its options)."""
     import dataclasses
 
+    from hc_studio.models.networks import EFFICIENTNET_LITE, network_kind
+
     config, _ = _init_weights(path)
+    if network_kind(config) == EFFICIENTNET_LITE:
+        return dataclasses.replace(
+            settings,
+            architecture=EFFICIENTNET_LITE,
+            width=int(config["decoder_width"]),
+            norm="batch",
+            dilated_bottleneck=False,
+            imagenet=False,  # the --init weights replace any starting encoder
+        )
     return dataclasses.replace(
         settings,
+        architecture="unet",
         width=int(config["width"]),
         norm=config["norm"],
         dilated_bottleneck=bool(config["dilated_bottleneck"]),

@@ -46,15 +46,15 @@ def build_partner(spec: PartnerSpec, student: nn.Module) -> nn.Module:
     the ImageNet weights are asked for but not installed, CheckpointError for a bad encoder.
     """
     if spec.kind == "unet":
-        from hc_studio.models.unet import build_unet
+        from hc_studio.models.networks import UNET, build_network, network_kind
 
         config = getattr(student, "config", None)
-        if not isinstance(config, dict):
+        if not isinstance(config, dict) or network_kind(config) != UNET:
             raise TypeError("this method needs a U-Net student (with a `config` dict)")
         config = dict(config)
         if spec.flip_dilation:
             config["dilated_bottleneck"] = not config.get("dilated_bottleneck", False)
-        return build_unet(config)
+        return build_network(config)
     if spec.kind == "efficientnet-lite":
         from hc_studio.models.efficientnet_lite import EfficientLiteUNet, load_imagenet_weights
 
