@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IMAGE_MULTIPLE = 16  # 2 ** the U-Net's number of poolings
-ENCODER_MULTIPLE = 32  # the EfficientNet-Lite0 encoder's total stride (models.networks)
+from hc_studio.models.networks import EFFICIENTNET_LITE, KINDS, SIZE_MULTIPLES, UNET
+
+IMAGE_MULTIPLE = SIZE_MULTIPLES[UNET]  # every network takes multiples of it
 
 
 def positive_int(text: str) -> int:
@@ -134,8 +135,8 @@ class TrainSettings:
     architecture: str = setting(
         "unet",
         "The network: a U-Net, or an EfficientNet-Lite0 encoder with a U-Net decoder "
-        f"(image sizes then multiples of {ENCODER_MULTIPLE}).",
-        choices=("unet", "efficientnet-lite"),
+        f"(image sizes then multiples of {SIZE_MULTIPLES[EFFICIENTNET_LITE]}).",
+        choices=KINDS,
         group="network",
     )
     imagenet: bool = setting(

@@ -4,17 +4,22 @@ A config is the `config` dict a network carries (`UNet.config`, `EfficientLiteUN
 saved in checkpoints and in an exported model's `hc_studio.architecture` metadata, so a run,
 `--init`, `--adapt` and the exporter all rebuild the same network from it. Its "kind" names the
 architecture; a config without one is a U-Net (every model exported before kinds existed).
+No torch at import: the torch-free training settings take the kinds and multiples from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 UNET, EFFICIENTNET_LITE = "unet", "efficientnet-lite"
 KINDS = (UNET, EFFICIENTNET_LITE)
+# What input heights and widths must be multiples of: the U-Net's four 2x poolings, the
+# EfficientNet-Lite0 encoder's total stride (each class's `multiple`, checked by a test).
+SIZE_MULTIPLES = {UNET: 16, EFFICIENTNET_LITE: 32}
 
 
 def network_kind(config: Mapping[str, Any]) -> str:
@@ -39,10 +44,4 @@ def build_network(config: Mapping[str, Any]) -> nn.Module:
 
 def size_multiple(config: Mapping[str, Any]) -> int:
     """What the network's input height and width must be multiples of."""
-    if network_kind(config) == EFFICIENTNET_LITE:
-        from .efficientnet_lite import STRIDE
-
-        return STRIDE
-    from .unet import UNet
-
-    return UNet.multiple
+    return SIZE_MULTIPLES[network_kind(config)]

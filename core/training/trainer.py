@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from hc_studio.models.networks import EFFICIENTNET_LITE
+from hc_studio.models.networks import EFFICIENTNET_LITE, SIZE_MULTIPLES
 from hc_studio.models.networks import build_network as network_from_config
 from torch import nn
 
 from ..events import Checkpoint, Done, EventSink, Progress, Status, Validation
 from ..run_folder import RunFolder
-from ..training_settings import ENCODER_MULTIPLE, TrainSettings
+from ..training_settings import TrainSettings
 from .augment import augment
 from .checkpoint import (
     CheckpointError,
@@ -68,11 +68,12 @@ def network_config(settings: TrainSettings) -> dict[str, Any]:
     Raises ValueError, naming the options, when they do not fit together.
     """
     if settings.architecture == EFFICIENTNET_LITE:
-        if any(size % ENCODER_MULTIPLE for size in settings.image_size):
+        multiple = SIZE_MULTIPLES[EFFICIENTNET_LITE]
+        if any(size % multiple for size in settings.image_size):
             height, width = settings.image_size
             raise ValueError(
                 f"--architecture {EFFICIENTNET_LITE} needs image sizes that are multiples of "
-                f"{ENCODER_MULTIPLE}, got {height} {width}"
+                f"{multiple}, got {height} {width}"
             )
         if settings.norm != "batch" or settings.dilated_bottleneck:
             raise ValueError("--norm and --dilated-bottleneck are options of the U-Net only")

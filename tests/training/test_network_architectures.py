@@ -55,7 +55,8 @@ def test_a_config_without_kind_is_a_unet_and_unknown_kinds_are_refused() -> None
     rebuilt = build_network(efficient.config)
     assert isinstance(rebuilt, EfficientLiteUNet) and rebuilt.config == efficient.config
     assert network_kind(efficient.config) == "efficientnet-lite"
-    assert size_multiple(efficient.config) == 32
+    assert size_multiple(efficient.config) == 32 == EfficientLiteUNet.multiple
+    assert size_multiple(unet.config) == UNet.multiple
     with pytest.raises(ValueError, match="unknown network kind 'resnet'"):
         build_network({"kind": "resnet"})
 
