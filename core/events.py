@@ -91,7 +91,7 @@ class Checkpoint(Event):
     kind: ClassVar[str] = "checkpoint"
     iteration: int = 0
     path: str = ""
-    tag: str = "last"  # "last" or "best"
+    tag: str = "last"  # "last", "best" or "snapshot" (--keep-snapshots)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
     RUN_DIR/run.json           the settings and data the run was started with (`--resume` reads it)
     RUN_DIR/events.jsonl       every event of the run, one JSON line each (`core.events`)
     RUN_DIR/model.onnx         the exported model, once the run has ended
-    RUN_DIR/checkpoints/       last.pt (latest) and best.pt (best validation Dice)
+    RUN_DIR/checkpoints/       last.pt (latest) and best.pt (best validation Dice); with
+                               `--keep-snapshots`, iter_N.pt of every validation as well
     RUN_DIR/cache.npz          the decoded frames, reused by a resumed run
     RUN_DIR/folds/fold-N/      with `train --adapt` judged by cross-validation: the run of fold
                                N (1-based), a run folder of its own
@@ -28,6 +29,7 @@ MODEL_FILE = "model.onnx"
 CHECKPOINTS_FOLDER = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
+SNAPSHOT_PREFIX = "iter_"
 CACHE_FILE = "cache.npz"
 FOLDS_FOLDER = "folds"
 
@@ -90,6 +92,10 @@ class RunFolder:
     @property
     def best_checkpoint(self) -> Path:
         return self.checkpoints / BEST_CHECKPOINT
+
+    def snapshot(self, iteration: int) -> Path:
+        """The copy of the checkpoint saved at `iteration` (`--keep-snapshots`)."""
+        return self.checkpoints / f"{SNAPSHOT_PREFIX}{iteration:06d}.pt"
 
     @property
     def cache_file(self) -> Path:

@@ -132,6 +132,11 @@ class TrainSettings:
         metavar="N",
         default_text="0: about ten times a run",
     )
+    keep_snapshots: bool = setting(
+        False,
+        "Keep a copy of the checkpoint of every validation as checkpoints/iter_N.pt, to choose "
+        "among them on validation frames afterwards (benchmarks/select_candidate.py).",
+    )
     architecture: str = setting(
         "unet",
         "The network: a U-Net, or an EfficientNet-Lite0 encoder with a U-Net decoder "

@@ -419,6 +419,12 @@ class Trainer:
             state = self._state(rng_states)
             save_checkpoint(self.last_path, state)
             self.events.emit(Checkpoint(iteration=self.iteration, path=str(self.last_path)))
+            if self.settings.keep_snapshots and self.iteration > 0:
+                snapshot = self.folder.snapshot(self.iteration)
+                save_checkpoint(snapshot, state)
+                self.events.emit(
+                    Checkpoint(iteration=self.iteration, path=str(snapshot), tag="snapshot")
+                )
             if is_best:
                 save_checkpoint(self.best_path, state)
                 self.events.emit(

@@ -198,6 +198,31 @@ def test_init_from_an_exported_model_starts_from_its_weights(capsys, phantom_lab
             assert torch.equal(value, after[key]), key
 
 
+def test_keep_snapshots_keeps_the_checkpoint_of_every_validation(
+    capsys, phantom_labelled, tmp_path
+):
+    arguments = ["--labeled", str(phantom_labelled), "--iterations", "5", "--val-every", "2"]
+    plain = tmp_path / "plain"
+    assert train(capsys, *arguments, "--out", str(plain))[0] == 0
+    assert sorted(p.name for p in RunFolder(plain).checkpoints.iterdir()) == ["best.pt", "last.pt"]
+
+    kept = RunFolder(tmp_path / "kept")
+    code, events, _ = train(capsys, *arguments, "--keep-snapshots", "--out", str(kept.path))
+    assert code == 0
+    # validations at 2 and 4, and the run's end at 5
+    snapshots = [e for e in of_type(events, Checkpoint) if e.tag == "snapshot"]
+    assert [(e.iteration, e.path) for e in snapshots] == [
+        (i, str(kept.snapshot(i))) for i in (2, 4, 5)
+    ]
+    for event in snapshots:
+        state = torch.load(event.path, weights_only=True)
+        assert state["iteration"] == event.iteration
+    last = torch.load(kept.last_checkpoint, weights_only=True)["model"]["state"]
+    final = torch.load(kept.snapshot(5), weights_only=True)["model"]["state"]
+    assert all(torch.equal(last[key], final[key]) for key in last)
+    assert json.loads(kept.run_file.read_text())["settings"]["keep_snapshots"] is True
+
+
 def test_run_file_records_settings_for_resume(capsys, phantom_labelled, tmp_path):
     train(capsys, "--labeled", str(phantom_labelled), "--iterations", "1", "--out", str(tmp_path))
     saved = json.loads(RunFolder(tmp_path).run_file.read_text())

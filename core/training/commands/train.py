@@ -49,8 +49,8 @@ HUMAN_PROGRESS_INTERVAL_S = 10.0
 # Settings a resumed run takes from the command line; any other setting given with --resume must
 # equal the saved one. More (or fewer, but not below the checkpoint's) iterations stretch the
 # learning-rate decay and the ramp-up to the new total from the checkpoint on, so the result is
-# not that of an uninterrupted run of the new length; the other two change no weight.
-CHANGEABLE_ON_RESUME = ("iterations", "val_every", "stop_after")
+# not that of an uninterrupted run of the new length; the others change no weight.
+CHANGEABLE_ON_RESUME = ("iterations", "val_every", "keep_snapshots", "stop_after")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
