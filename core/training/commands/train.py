@@ -418,6 +418,7 @@ def _train(args, folder: RunFolder, device, dist_info, reporter: _Reporter, stop
         device,
         dist_info,
         data_description=_describe_data(options, counts),
+        pretrained=checkpoint is None and args.init is None,
     )
     if checkpoint is not None:
         trainer.restore(checkpoint)
