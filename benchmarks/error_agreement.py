@@ -36,6 +36,7 @@ from protocol_eval import (
     BOOTSTRAP_SEED,
     LARGE_ERROR_MM,
     FrameScore,
+    bootstrap,
     patient_draws,
     read_per_frame,
 )
@@ -91,20 +92,6 @@ STATISTICS: dict[str, Callable[[Sequence[PairedError]], float]] = {
 }
 
 
-def _interval(
-    pairs: Sequence[PairedError], statistic: Callable, draws: list[np.ndarray]
-) -> dict[str, float]:
-    order = sorted({p.patient for p in pairs})
-    by_patient: dict[str, list[PairedError]] = {}
-    for pair in pairs:
-        by_patient.setdefault(pair.patient, []).append(pair)
-    samples = [
-        statistic([pair for index in draw for pair in by_patient[order[index]]]) for draw in draws
-    ]
-    low, high = np.nanpercentile(samples, [2.5, 97.5])
-    return {"value": statistic(pairs), "low": float(low), "high": float(high)}
-
-
 def agreement(pairs: Sequence[PairedError], draws: int = BOOTSTRAP_DRAWS) -> dict:
     """The summary described in the module docstring (ValueError under three frames)."""
     if len(pairs) < 3:
@@ -115,7 +102,8 @@ def agreement(pairs: Sequence[PairedError], draws: int = BOOTSTRAP_DRAWS) -> dic
     return {
         "frames": len(pairs),
         "patients": len({p.patient for p in pairs}),
-        "statistics": {n: _interval(pairs, s, resamples) for n, s in STATISTICS.items()},
+        # protocol_eval's patient bootstrap: it needs only each item's `patient`
+        "statistics": {n: bootstrap(pairs, s, resamples) for n, s in STATISTICS.items()},
         "large_error_mm": LARGE_ERROR_MM,
         "large_first": int(large_first.sum()),
         "large_second": int(large_second.sum()),

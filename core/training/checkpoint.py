@@ -22,7 +22,7 @@ import io
 import pickle
 import random
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,14 @@ class CheckpointState(dict):
         self.path = path
 
 
-def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
+def save_checkpoint(
+    path: str | Path, state: Mapping[str, Any], also: Sequence[str | Path] = ()
+) -> None:
+    """Write `state` to `path`, and the same bytes to every path in `also` (serialised once)."""
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    for target in (path, *also):
+        atomic_write_bytes(target, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> CheckpointState:

@@ -426,20 +426,15 @@ class Trainer:
         """Write last.pt (and best.pt when `is_best`); collective over ranks, rank 0 writes."""
         rng_states = gather_objects(capture_rng(self.augment_generator), self.dist)
         if self.dist.is_main:
-            state = self._state(rng_states)
-            save_checkpoint(self.last_path, state)
-            self.events.emit(Checkpoint(iteration=self.iteration, path=str(self.last_path)))
+            copies = {}  # the same state under other names, serialised once
             if self.settings.keep_snapshots and self.iteration > 0:
-                snapshot = self.folder.snapshot(self.iteration)
-                save_checkpoint(snapshot, state)
-                self.events.emit(
-                    Checkpoint(iteration=self.iteration, path=str(snapshot), tag="snapshot")
-                )
+                copies["snapshot"] = self.folder.snapshot(self.iteration)
             if is_best:
-                save_checkpoint(self.best_path, state)
-                self.events.emit(
-                    Checkpoint(iteration=self.iteration, path=str(self.best_path), tag="best")
-                )
+                copies["best"] = self.best_path
+            save_checkpoint(self.last_path, self._state(rng_states), also=list(copies.values()))
+            self.events.emit(Checkpoint(iteration=self.iteration, path=str(self.last_path)))
+            for tag, path in copies.items():
+                self.events.emit(Checkpoint(iteration=self.iteration, path=str(path), tag=tag))
         self._saved_at = self.iteration
 
     def _finish(self) -> Done:
