@@ -179,3 +179,20 @@ def test_warmup_uses_the_ersr_supervised_loss() -> None:
             method.ctx.student(batch.labelled_images), batch.labelled_masks
         )
     assert float(output.loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_distance_loss_option_adds_the_boundary_term_in_both_stages() -> None:
+    batch = make_batch()
+    plain, weighted = make_method(), make_method(distance_loss_weight=0.5)
+    with torch.no_grad():
+        logits = weighted.ctx.student(batch.labelled_images)
+        boundary = losses.distance_loss(logits, batch.labelled_masks)
+    assert float(boundary) > 0
+    warm_plain = float(plain.warmup_step(batch, 0).loss.detach())
+    warm_weighted = float(weighted.warmup_step(batch, 0).loss.detach())
+    assert warm_weighted == pytest.approx(warm_plain + 0.5 * float(boundary), rel=1e-5)
+    torch.manual_seed(2)
+    sup_plain = plain.training_step(batch, WARMUP).scalars["sup"]
+    torch.manual_seed(2)
+    sup_weighted = weighted.training_step(batch, WARMUP).scalars["sup"]
+    assert sup_weighted > sup_plain

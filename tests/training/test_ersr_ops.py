@@ -63,6 +63,43 @@ def test_both_scores_prefer_the_regular_ellipse_over_a_ragged_one() -> None:
     assert boundary[1] < boundary[0] and regularity[1] < regularity[0]
 
 
+def test_signed_distances_are_negative_inside_positive_outside_and_zero_without_a_border() -> None:
+    masks = torch.zeros(3, 1, 21, 21)
+    masks[0, :, 5:16, 5:16] = 1
+    masks[2] = 1  # all foreground: no border either
+    distances = losses.signed_distances(masks)
+    assert float(distances[0, 0, 10, 10]) == pytest.approx(-6.0, abs=1e-3)
+    assert float(distances[0, 0, 10, 2]) == pytest.approx(3.0, abs=1e-3)
+    assert torch.all(distances[1:] == 0)
+
+
+def test_distance_loss_is_zero_at_the_target_and_grows_with_how_far_the_border_is_off() -> None:
+    target = torch.zeros(1, 1, 40, 40)
+    target[..., 10:30, 10:30] = 1
+
+    def cost(grow: int) -> float:
+        predicted = torch.zeros_like(target)
+        predicted[..., 10 - grow : 30 + grow, 10 - grow : 30 + grow] = 1
+        return float(losses.distance_loss((predicted * 2 - 1) * 30, target))
+
+    assert cost(0) == pytest.approx(0.0, abs=1e-6)
+    assert 0 < cost(1) < cost(3) < cost(6)
+    # Dice-focal + BCE would charge a 6-pixel shift about as much per pixel as a 1-pixel one;
+    # this term charges each misplaced pixel its distance, so the cost grows faster than the area.
+    assert cost(6) / cost(1) > 1.5 * (26**2 - 20**2) / (22**2 - 20**2)
+
+
+def test_the_distance_term_is_added_to_the_supervised_loss_with_its_weight() -> None:
+    target = ellipse_map(HEAD)
+    logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    plain = losses.ersr_supervised_loss(logits, target)
+    weighted = losses.ersr_supervised_loss(logits, target, distance_weight=0.5)
+    assert float(weighted) == pytest.approx(
+        float(plain + 0.5 * losses.distance_loss(logits, target)), rel=1e-6
+    )
+    assert float(weighted) > float(plain)
+
+
 def test_filter_keeps_the_regular_predictions_and_ranks_an_empty_map_last() -> None:
     heads = [Ellipse.normalised(50 + 3 * i, 40, 30 + 2 * i, 22 + i, 0.3 * i) for i in range(4)]
     regular = [ellipse_map(e) * 0.95 for e in heads]

@@ -53,6 +53,9 @@ class ERSRConfig:
     shift: float = 0.1
     blur_sigma_low: float = 0.5
     blur_sigma_high: float = 1.5
+    # Weight of the signed-distance boundary loss added to L_sup (losses.distance_loss); 0 keeps
+    # the paper's L_sup.
+    distance_loss_weight: float = 0.0
 
 
 @dataclass
@@ -91,10 +94,14 @@ class ERSR(Method):
             (c.blur_sigma_low, c.blur_sigma_high),
         )
 
+    def supervised_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
+        """L_sup of both stages, with the boundary term when `distance_loss_weight` is set."""
+        return ersr_supervised_loss(logits, masks, self.config.distance_loss_weight)
+
     def warmup_step(self, batch: Batch, step: int) -> StepOutput:
         """Stage 1 uses ERSR's supervised loss, so both stages optimise the same L_sup."""
         logits = self.ctx.student(batch.labelled_images)
-        loss = ersr_supervised_loss(logits, batch.labelled_masks)
+        loss = self.supervised_loss(logits, batch.labelled_masks)
         return StepOutput(loss, {"sup": float(loss.detach())})
 
     def kept_indices(self, teacher_prob: Tensor, step: int) -> Tensor:
@@ -152,7 +159,7 @@ class ERSR(Method):
             parts.append(self.mirrored_inputs(kept_frames, labels))
         # One forward over every input: BatchNorm sees the whole step, as in the mean teacher.
         logits = self.ctx.student(torch.cat(parts))
-        sup = ersr_supervised_loss(logits[:n_labelled], batch.labelled_masks)
+        sup = self.supervised_loss(logits[:n_labelled], batch.labelled_masks)
         student_prob = torch.sigmoid(logits[n_labelled : n_labelled + n_kept])
         terms = {"seg": F.mse_loss(student_prob, labels.refinement.pseudo_label)}
         if symmetric:
