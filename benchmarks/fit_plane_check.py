@@ -39,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from hc_studio.core.atomic import atomic_write_bytes
-from hc_studio.core.ellipse import ellipse_from_probability, ellipse_on_map_grid, fit_outline_mask
+from hc_studio.core.ellipse import ellipse_from_probability, fit_outline_mask
 from hc_studio.core.inference import SegmentationEngine, default_model_path
 from hc_studio.core.io import read_grey
 from hc_studio.core.measure import border_confidence
@@ -87,9 +87,16 @@ def evidence(engine: SegmentationEngine, pixels: np.ndarray, spacing: Spacing):
     )
     if fit is None:
         return None, []
-    on_map = ellipse_on_map_grid(fit.ellipse_px, prediction.frame_shape, prediction.prob.shape)
-    confidence = border_confidence(prediction.prob, on_map)
-    features = plane_features(pixels, prediction.prob, fit.ellipse_px, fit.fit_iou, confidence)
+    confidence = border_confidence(prediction.prob, fit.ellipse_on_map)
+    features = plane_features(
+        pixels,
+        prediction.prob,
+        fit.ellipse_px,
+        fit.fit_iou,
+        confidence,
+        ellipse_on_map=fit.ellipse_on_map,
+        component_areas=fit.component_areas,
+    )
     hard = ["blank frame"] if float(np.std(pixels)) < MIN_FRAME_STD else []
     hard += geometry_reasons(fit.ellipse_px, pixels.shape, spacing)
     return features, hard

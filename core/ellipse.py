@@ -130,7 +130,9 @@ class EllipseFit:
     segmented component, both on the probability map's own grid (1.0 = the segmentation is
     exactly elliptical), a fit-quality figure; `n_contour_points` is how many sub-pixel contour
     points the fit used; `component_mask` is the component as (H, W) bool at frame size,
-    computed on first use (measuring needs only the ellipse).
+    computed on first use (measuring needs only the ellipse). `ellipse_on_map` is `ellipse_px`
+    on the map's grid and `component_areas` the areas of every component of prob > `level`:
+    the fit works them out anyway, and the head-plane check reads them too.
     """
 
     ellipse_px: Ellipse
@@ -138,6 +140,8 @@ class EllipseFit:
     n_contour_points: int
     component_map: np.ndarray  # (h, w) float, see `component_map`
     frame_shape: tuple[int, int]
+    ellipse_on_map: Ellipse
+    component_areas: np.ndarray  # see `Components.areas`
     level: float = 0.5
 
     @functools.cached_property
@@ -192,15 +196,34 @@ def fit_outline_mask(outline: np.ndarray, spacing: Spacing | None = None) -> Ell
     return fit_points_in_mm(np.stack([cols, rows], axis=1), spacing)
 
 
+@dataclass(frozen=True)
+class Components:
+    """The 8-connected components of a (H, W) bool mask, from one labelling pass.
+
+    `labels`: (H, W) int32, 0 on the background, components numbered from 1; `areas`: the pixel
+    count of each component, `areas[i]` for label i + 1 (empty when the mask is empty).
+    """
+
+    labels: np.ndarray
+    areas: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> Components:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(
+            np.asarray(mask, dtype=np.uint8), connectivity=8
+        )
+        return cls(labels, stats[1:, cv2.CC_STAT_AREA])
+
+    def largest(self) -> np.ndarray:
+        """(H, W) bool: the largest component with its holes filled (all False when none)."""
+        if self.areas.size == 0:
+            return np.zeros(self.labels.shape, dtype=bool)
+        return fill_holes(self.labels == 1 + int(np.argmax(self.areas)))
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """(H, W) bool: the largest 8-connected component of `mask` with its holes filled."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        np.asarray(mask, dtype=np.uint8), connectivity=8
-    )
-    if count <= 1:
-        return np.zeros(np.shape(mask), dtype=bool)
-    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return fill_holes(labels == biggest)
+    return Components.of(mask).largest()
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -220,7 +243,11 @@ def component_map(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
     <= level, so the values that interpolation at its border uses are untouched.
     """
     prob = np.asarray(prob, dtype=np.float64)
-    component = largest_component(prob > level)
+    return _restricted_to(prob, largest_component(prob > level), level)
+
+
+def _restricted_to(prob: np.ndarray, component: np.ndarray, level: float) -> np.ndarray:
+    """`component_map` of a float64 `prob` whose largest component (holes filled) is known."""
     neighbourhood = cv2.dilate(component.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     restricted = np.where(neighbourhood, prob, 0.0)
     restricted[component & (prob <= level)] = 1.0
@@ -277,7 +304,8 @@ def ellipse_from_probability(
     """
     prob = np.asarray(prob, dtype=np.float64)
     frame_shape = tuple(frame_shape) if frame_shape is not None else prob.shape
-    restricted = component_map(prob, threshold)
+    components = Components.of(prob > threshold)
+    restricted = _restricted_to(prob, components.largest(), threshold)
     contour = _outer_contour(restricted, threshold)
     if len(contour) < MIN_FIT_POINTS:
         return None
@@ -287,7 +315,9 @@ def ellipse_from_probability(
         return None
     on_map = ellipse_on_map_grid(ellipse, frame_shape, prob.shape)
     fit_iou = ellipse_iou(rasterize_ellipse(on_map, prob.shape), restricted > threshold)
-    return EllipseFit(ellipse, fit_iou, len(contour), restricted, frame_shape, threshold)
+    return EllipseFit(
+        ellipse, fit_iou, len(contour), restricted, frame_shape, on_map, components.areas, threshold
+    )
 
 
 def ellipse_on_map_grid(

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .biometry import biometry_from_ellipse
-from .ellipse import Ellipse, ellipse_from_probability, ellipse_on_map_grid
+from .ellipse import Ellipse, ellipse_from_probability
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .image_quality import ImageQuality, image_quality
 from .inference import Prediction, SegmentationEngine
@@ -199,9 +199,9 @@ def measure_frame(
         )
 
     record = auto_record(fit.ellipse_px)
-    on_map = ellipse_on_map_grid(fit.ellipse_px, prediction.frame_shape, prediction.prob.shape)
     record = record.replace(
-        fit_iou=float(fit.fit_iou), confidence=border_confidence(prediction.prob, on_map)
+        fit_iou=float(fit.fit_iou),
+        confidence=border_confidence(prediction.prob, fit.ellipse_on_map),
     )
     not_a_head = head_plane_reasons(
         frame.pixels,
@@ -211,6 +211,8 @@ def measure_frame(
         record.confidence,
         frame.spacing,
         frame_on_grid=prediction.frame_on_grid,
+        ellipse_on_map=fit.ellipse_on_map,
+        component_areas=fit.component_areas,
     )
     if not_a_head:
         # No ellipse, HC or GA: a number from a frame without a head would be a wrong number.

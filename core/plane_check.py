@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .biometry import biometry_from_ellipse
-from .ellipse import Ellipse, ellipse_on_map_grid
+from .ellipse import Components, Ellipse, ellipse_on_map_grid
 from .spacing import Spacing
 
 # Plausible fetal HC in mm. Below 50: before ~11 weeks, where a head is measured by CRL, not HC
@@ -71,6 +71,7 @@ _WIDE_SKULL_BAND = (0.8, 1.05)  # for the bright-skull percentile: the fit may s
 _SECTORS = 16  # angular sectors for the skull's coverage around the head
 _MIN_BLOB_FRACTION = 0.002  # components smaller than 0.2 % of the map are not counted
 _OUTLINE_POINTS = 360
+_NO_PIXELS = (slice(0, 0), slice(0, 0))  # the window of an ellipse whose bands miss the map
 DEFAULT_CHECK_FILE = "plane_check.json"
 
 
@@ -87,39 +88,53 @@ def inside_fraction(ellipse_px: Ellipse, frame_shape: tuple[int, int]) -> float:
     return float(inside.mean())
 
 
-def _band_mean(values: np.ndarray, radius_sq: np.ndarray, band: tuple[float, float]) -> float:
-    selected = (radius_sq >= band[0] ** 2) & (radius_sq < band[1] ** 2)
-    return float(values[selected].mean()) if selected.any() else math.nan
+def _band(radius_sq: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """The pixels whose normalised radius lies in [band[0], band[1])."""
+    return (radius_sq >= band[0] ** 2) & (radius_sq < band[1] ** 2)
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else math.nan
+
+
+@dataclass(frozen=True)
+class _BandPixels:
+    """A band's grey levels and ellipse-frame coordinates (u, v), gathered once for the band's
+    mean and for its sector means."""
+
+    grey: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def of(
+        cls, selected: np.ndarray, grey: np.ndarray, u: np.ndarray, v: np.ndarray
+    ) -> _BandPixels:
+        return cls(grey[selected], u[selected], v[selected])
+
+    def sector_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean grey level per angular sector, whether the sector has pixels of the band)."""
+        # The angle only of the band's pixels (arctan2 over the whole map cost a millisecond).
+        angle = np.arctan2(self.v, self.u)
+        sector = ((angle + math.pi) * (_SECTORS / (2 * math.pi))).astype(int) % _SECTORS
+        sums = np.bincount(sector, self.grey, minlength=_SECTORS)
+        counts = np.bincount(sector, minlength=_SECTORS)
+        return sums / np.maximum(counts, 1), counts > 0
 
 
 def _skull_coverage(
-    grey: np.ndarray,
-    radius_sq: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    inside: float,
-    spread: float,
+    skull: _BandPixels, outside: _BandPixels, inside: float, spread: float
 ) -> float:
     """Share of the angular sectors around the head (of those on the map) whose skull band is
     brighter than both the head's inside and the sector's own outside, by a quarter of the
     frame's spread: a real skull shows most of the way round, an accidental ellipse does not."""
-
-    def sector_means(band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        selected = (radius_sq >= band[0] ** 2) & (radius_sq < band[1] ** 2)
-        # The angle only of the band's pixels (arctan2 over the whole map cost a millisecond).
-        angle = np.arctan2(v[selected], u[selected])
-        sector = ((angle + math.pi) * (_SECTORS / (2 * math.pi))).astype(int) % _SECTORS
-        sums = np.bincount(sector, grey[selected], minlength=_SECTORS)
-        counts = np.bincount(sector, minlength=_SECTORS)
-        return sums / np.maximum(counts, 1), counts > 0
-
-    skull, has_skull = sector_means(_SKULL_BAND)
-    outside, has_outside = sector_means(_OUTSIDE_BAND)
-    outside = np.where(has_outside, outside, inside)
+    skull_means, has_skull = skull.sector_means()
+    outside_means, has_outside = outside.sector_means()
+    outside_means = np.where(has_outside, outside_means, inside)
     valid = int(has_skull.sum())
     if valid == 0:
         return 0.0
-    bright = has_skull & (skull > np.maximum(inside, outside) + 0.25 * spread)
+    bright = has_skull & (skull_means > np.maximum(inside, outside_means) + 0.25 * spread)
     return float(bright.sum()) / valid
 
 
@@ -130,6 +145,9 @@ def plane_features(
     fit_iou: float,
     border_confidence: float,
     frame_on_grid: np.ndarray | None = None,
+    *,
+    ellipse_on_map: Ellipse | None = None,
+    component_areas: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The evidence for a head plane, one finite float per name in `FEATURES`.
 
@@ -137,7 +155,9 @@ def plane_features(
     `ellipse_px`: the fitted ellipse in frame pixels; `fit_iou` and `border_confidence` as the
     measurement reports them. Intensities are compared on the network grid (the frame resized
     to `prob`'s shape, INTER_AREA; `frame_on_grid` when the caller has it already), where the
-    ellipse bands are cheap to evaluate.
+    ellipse bands are cheap to evaluate. `ellipse_on_map` (`ellipse_px` on `prob`'s grid) and
+    `component_areas` (`Components.areas` of prob > 0.5), when the caller has them already
+    (an `EllipseFit` carries both), are not worked out again.
     """
     frame_shape = pixels.shape
     map_shape = prob.shape
@@ -149,35 +169,46 @@ def plane_features(
             (map_shape[1], map_shape[0]),
             interpolation=cv2.INTER_AREA,
         )
-    on_map = ellipse_on_map_grid(ellipse_px, frame_shape, map_shape)
-    rows, cols = np.arange(map_shape[0])[:, np.newaxis], np.arange(map_shape[1])[np.newaxis, :]
+    on_map = ellipse_on_map
+    if on_map is None:
+        on_map = ellipse_on_map_grid(ellipse_px, frame_shape, map_shape)
+    # Every band lies within the outside band's edge: its pixels are all in this window, in the
+    # same order as on the whole map (so the same means), and the rest of the map is never read.
+    window = on_map.pixel_window(map_shape, radius_sq=_OUTSIDE_BAND[1] ** 2) or _NO_PIXELS
+    rows = np.arange(window[0].start, window[0].stop)[:, np.newaxis]
+    cols = np.arange(window[1].start, window[1].stop)[np.newaxis, :]
     cos, sin = math.cos(on_map.angle), math.sin(on_map.angle)
-    dx, dy = cols - on_map.cx, rows - on_map.cy  # broadcast to the map in the next line
+    dx, dy = cols - on_map.cx, rows - on_map.cy  # broadcast to the window in the next line
     u, v = (dx * cos + dy * sin) / on_map.a, (-dx * sin + dy * cos) / on_map.b
     radius_sq = u * u + v * v
+    near_grey, near_prob = grey[window], prob[window]
 
-    decided = (prob > 0.5).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(decided, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA] if count > 1 else np.zeros(0)
+    areas = component_areas if component_areas is not None else Components.of(prob > 0.5).areas
     total = float(areas.sum())
     stray = 1.0 - float(areas.max()) / total if total > 0 else 1.0
     blobs = int(np.count_nonzero(areas >= _MIN_BLOB_FRACTION * prob.size))
 
+    # Each band's mask once: the grey levels, the probability and the sectors read the same ones.
+    inside_band = _band(radius_sq, _INSIDE_BAND)  # also the core whose median is taken
+    skull_pixels = _BandPixels.of(_band(radius_sq, _SKULL_BAND), near_grey, u, v)
+    outside_band = _band(radius_sq, _OUTSIDE_BAND)
+    outside_pixels = _BandPixels.of(outside_band, near_grey, u, v)
+    inside_grey = near_grey[inside_band]
+    wide_grey = near_grey[_band(radius_sq, _WIDE_SKULL_BAND)]
+
     frame_mean, frame_std = float(grey.mean()), float(grey.std())
-    skull = _band_mean(grey, radius_sq, _SKULL_BAND)
-    inside = _band_mean(grey, radius_sq, _INSIDE_BAND)
-    outside = _band_mean(grey, radius_sq, _OUTSIDE_BAND)
+    skull = _mean_or_nan(skull_pixels.grey)
+    inside = _mean_or_nan(inside_grey)
+    outside = _mean_or_nan(outside_pixels.grey)
     # A band that falls wholly outside the map (a huge ellipse) carries no evidence: 0 contrast.
     skull = frame_mean if math.isnan(skull) else skull
     inside = skull if math.isnan(inside) else inside
     outside = skull if math.isnan(outside) else outside
-    wide = (radius_sq >= _WIDE_SKULL_BAND[0] ** 2) & (radius_sq < _WIDE_SKULL_BAND[1] ** 2)
-    core = radius_sq < _INSIDE_BAND[1] ** 2
-    skull_p90 = float(np.percentile(grey[wide], 90)) if wide.any() else skull
-    inside_median = float(np.median(grey[core])) if core.any() else inside
+    skull_p90 = float(np.percentile(wide_grey, 90)) if wide_grey.size else skull
+    inside_median = float(np.median(inside_grey)) if inside_grey.size else inside
     fine = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.0))
-    prob_inside = _band_mean(prob, radius_sq, _INSIDE_BAND)
-    prob_outside = _band_mean(prob, radius_sq, _OUTSIDE_BAND)
+    prob_inside = _mean_or_nan(near_prob[inside_band])
+    prob_outside = _mean_or_nan(near_prob[outside_band])
 
     features = {
         "fit_iou": float(fit_iou),
@@ -194,7 +225,7 @@ def plane_features(
         "skull_minus_outside": skull - outside,
         "skull_z": (skull - frame_mean) / (frame_std + 0.01),
         "skull_p90_minus_inside": skull_p90 - inside_median,
-        "skull_coverage": _skull_coverage(grey, radius_sq, u, v, inside, frame_std),
+        "skull_coverage": _skull_coverage(skull_pixels, outside_pixels, inside, frame_std),
         "fine_texture": float(fine.mean()) / (frame_std + 0.01),
         "frame_std": frame_std,
     }
@@ -330,10 +361,14 @@ def head_plane_reasons(
     spacing: Spacing,
     check: PlaneCheck | None = None,
     frame_on_grid: np.ndarray | None = None,
+    *,
+    ellipse_on_map: Ellipse | None = None,
+    component_areas: np.ndarray | None = None,
 ) -> list[str]:
     """Why this frame and fit are not a fetal head plane ([] when they are).
 
-    `check` defaults to the shipped `default_plane_check()`.
+    `check` defaults to the shipped `default_plane_check()`; `frame_on_grid`, `ellipse_on_map`
+    and `component_areas` go to `plane_features`.
     """
     # OpenCV's one-pass standard deviation: a third of numpy's time on a full frame.
     _, frame_std = cv2.meanStdDev(np.asarray(pixels, dtype=np.float32))
@@ -344,7 +379,16 @@ def head_plane_reasons(
     if inside.size and float(inside.std()) < MIN_INSIDE_STD:
         reasons.append("nothing inside the skull outline (no brain texture)")
     check = check or default_plane_check()
-    features = plane_features(pixels, prob, ellipse_px, fit_iou, border_confidence, frame_on_grid)
+    features = plane_features(
+        pixels,
+        prob,
+        ellipse_px,
+        fit_iou,
+        border_confidence,
+        frame_on_grid,
+        ellipse_on_map=ellipse_on_map,
+        component_areas=component_areas,
+    )
     score = check.score(features)
     if score < check.threshold:
         reasons.append(f"head-plane score {score:.2f} < {check.threshold:.2f}")

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 from hc_studio.core.biometry import ramanujan_perimeter
 from hc_studio.core.ellipse import (
+    Components,
     Ellipse,
     ellipse_from_probability,
     ellipse_iou,
+    ellipse_on_map_grid,
     fit_ellipse_to_points,
     fit_outline_mask,
+    largest_component,
     map_to_frame,
     rasterize_ellipse,
     subpixel_contour,
@@ -298,3 +301,35 @@ def test_the_contour_traced_in_the_components_box_is_the_whole_maps_contour(cent
     outer = max(whole, key=len)
     expected = np.stack([outer[:, 1] - 1, outer[:, 0] - 1], axis=1)
     np.testing.assert_allclose(subpixel_contour(prob), expected, rtol=0, atol=1e-9)
+
+
+def test_one_labelling_pass_gives_the_largest_component_and_every_area() -> None:
+    """`Components` labels a mask once: its largest component (holes filled) and the areas of
+    all components are what labelling the mask for each of them gave."""
+    shape = (120, 160)
+    head, hole = Ellipse(70.0, 60.0, 40.0, 30.0, 0.0), Ellipse(70.0, 60.0, 15.0, 10.0, 0.0)
+    blob = Ellipse(140.0, 20.0, 8.0, 8.0, 0.0)
+    ring = rasterize_ellipse(head, shape) & ~rasterize_ellipse(hole, shape)
+    mask = ring | rasterize_ellipse(blob, shape)
+
+    components = Components.of(mask)
+
+    assert sorted(components.areas.tolist()) == sorted(
+        [np.count_nonzero(rasterize_ellipse(blob, shape)), np.count_nonzero(ring)]
+    )
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    assert components.areas.tolist() == stats[1:, cv2.CC_STAT_AREA].tolist()
+    np.testing.assert_array_equal(components.largest(), rasterize_ellipse(head, shape))
+    np.testing.assert_array_equal(largest_component(mask), components.largest())
+    nothing = Components.of(np.zeros(shape, bool))
+    assert nothing.areas.size == 0
+    assert nothing.largest().shape == shape and not nothing.largest().any()
+
+
+def test_a_fit_carries_its_ellipse_on_the_map_and_the_area_of_every_component() -> None:
+    map_hw, frame_hw = (64, 96), (540, 800)
+    prob = rasterize_ellipse(Ellipse(48.0, 32.0, 30.0, 20.0, 0.3), map_hw).astype(np.float32)
+    prob[2:6, 2:8] = 0.9  # a stray blob of 24 pixels
+    fit = ellipse_from_probability(prob, frame_shape=frame_hw)
+    assert fit.ellipse_on_map == ellipse_on_map_grid(fit.ellipse_px, frame_hw, map_hw)
+    assert sorted(fit.component_areas.tolist()) == [24, int(np.count_nonzero(prob == 1.0))]

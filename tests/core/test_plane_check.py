@@ -185,3 +185,65 @@ def test_the_networks_resized_frame_gives_the_same_features(phantom, tiny_engine
     assert plane_check.plane_features(*args, prediction.frame_on_grid) == resized_here
     wrong_grid = np.zeros((7, 9), np.float32)  # not the map's grid: resized here again
     assert plane_check.plane_features(*args, wrong_grid) == resized_here
+
+
+def test_the_fits_ellipse_on_the_map_and_component_areas_give_the_same_features(
+    phantom, tiny_engine
+) -> None:
+    """`measure_frame` hands the plane check what the fit worked out (one connected-components
+    pass, one mapping of the ellipse to the map): the features are those worked out again."""
+    from hc_studio.core.ellipse import ellipse_from_probability
+
+    prediction = tiny_engine.predict(phantom.image)
+    prob = prediction.prob.copy()
+    prob[:3, :3] = 0.9  # a stray blob, so that the areas are more than the head's
+    fit = ellipse_from_probability(prob, prediction.frame_shape)
+    assert fit.component_areas.size == 2
+    args = (phantom.image, prob, fit.ellipse_px, fit.fit_iou, 0.9, prediction.frame_on_grid)
+    worked_out_again = plane_features(*args)
+    shared = plane_features(
+        *args, ellipse_on_map=fit.ellipse_on_map, component_areas=fit.component_areas
+    )
+    assert shared == worked_out_again
+    assert shared["stray_fraction"] > 0
+
+
+@pytest.mark.parametrize("centre", [(48.0, 32.0), (6.0, 60.0), (-200.0, 30.0)])
+def test_the_bands_read_in_the_window_around_the_head_match_the_whole_map(centre) -> None:
+    """The band features are read in the window that holds the bands; over the whole map they
+    come out bit for bit the same, for a head inside the map, one cut by its edge and one off
+    it (no band pixels: the fallback values)."""
+    rng = np.random.default_rng(3)
+    map_hw = (64, 96)
+    grey = rng.random(map_hw, dtype=np.float32)  # a frame of the map's size: grid = frame
+    prob = rng.random(map_hw, dtype=np.float32)
+    ellipse = Ellipse(centre[0], centre[1], 20.0, 14.0, 0.4)
+    rows, cols = np.mgrid[: map_hw[0], : map_hw[1]]
+    radius_sq = ellipse.normalised_radius_sq(cols.astype(float), rows.astype(float))
+
+    def in_band(low: float, high: float) -> np.ndarray:
+        return (radius_sq >= low**2) & (radius_sq < high**2)
+
+    def band_mean(values: np.ndarray, low: float, high: float) -> float:
+        selected = in_band(low, high)
+        return float(values[selected].mean()) if selected.any() else math.nan
+
+    skull = band_mean(grey, 0.85, 1.0)
+    skull = float(grey.mean()) if math.isnan(skull) else skull
+    inside, outside = band_mean(grey, 0.0, 0.7), band_mean(grey, 1.1, 1.4)
+    inside = skull if math.isnan(inside) else inside
+    outside = skull if math.isnan(outside) else outside
+    wide, core = in_band(0.8, 1.05), in_band(0.0, 0.7)
+    p90 = float(np.percentile(grey[wide], 90)) if wide.any() else skull
+    median = float(np.median(grey[core])) if core.any() else inside
+    prob_inside, prob_outside = band_mean(prob, 0.0, 0.7), band_mean(prob, 1.1, 1.4)
+
+    features = plane_features(grey, prob, ellipse, 0.9, 0.9)
+
+    assert features["skull_minus_inside"] == skull - inside
+    assert features["skull_minus_outside"] == skull - outside
+    assert features["skull_p90_minus_inside"] == p90 - median
+    assert features["prob_inside"] == (0.0 if math.isnan(prob_inside) else prob_inside)
+    assert features["prob_outside"] == (1.0 if math.isnan(prob_outside) else prob_outside)
+    if centre[0] < 0:
+        assert features["skull_coverage"] == 0.0 and features["prob_outside"] == 1.0
