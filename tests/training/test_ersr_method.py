@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from hc_studio.core.ellipse import Ellipse
-from hc_studio.core.training.method_api import Batch, TrainContext
+from hc_studio.core.training.method_api import Batch, TrainContext, parse_config_overrides
 from hc_studio.core.training.methods.ersr import ERSR, ERSRConfig, losses
 from hc_studio.models.unet import UNet
 from torch import nn
@@ -196,3 +196,9 @@ def test_the_distance_loss_option_adds_the_boundary_term_in_both_stages() -> Non
     torch.manual_seed(2)
     sup_weighted = weighted.training_step(batch, WARMUP).scalars["sup"]
     assert sup_weighted > sup_plain
+
+
+@pytest.mark.parametrize("weight", ["-1", "nan", "inf"])
+def test_a_negative_or_non_finite_distance_loss_weight_is_refused(weight: str) -> None:
+    with pytest.raises(ValueError, match="distance_loss_weight"):
+        parse_config_overrides(ERSRConfig, {"distance_loss_weight": weight})

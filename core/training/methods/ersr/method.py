@@ -19,6 +19,7 @@ left out of the two symmetry terms (it has no axis to mirror about).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +57,14 @@ class ERSRConfig:
     # Weight of the signed-distance boundary loss added to L_sup (losses.distance_loss); 0 keeps
     # the paper's L_sup.
     distance_loss_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        # A negative weight would reward a misplaced outline: refuse it rather than train on it.
+        if not (math.isfinite(self.distance_loss_weight) and self.distance_loss_weight >= 0):
+            raise ValueError(
+                f"option distance_loss_weight: expected 0 or a positive number, "
+                f"got {self.distance_loss_weight}"
+            )
 
 
 @dataclass
