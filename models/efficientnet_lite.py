@@ -188,7 +188,8 @@ class EfficientLiteUNet(nn.Module):
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """Logits (B, out_channels, H, W); with `return_features`, also {"bottleneck": the
         deepest encoder map (B, 320, H/32, W/32), "decoder": the last decoder features
-        (B, decoder_width, H, W)}, as `UNet.forward` gives them."""
+        (B, decoder_width, H, W), "levels": the decoder's outputs at strides 16, 8, 4 and 2 with
+        `level_channels` channels}, as `UNet.forward` gives them."""
         height, width = images.shape[-2:]
         padded = images
         if height % STRIDE or width % STRIDE:  # no pad op at all in a graph traced at 32k sizes
@@ -196,15 +197,22 @@ class EfficientLiteUNet(nn.Module):
         skips = self.encoder(padded)
         features = skips.pop()
         bottleneck = features
+        levels = []
         for block in self.decoder:
             features = block(features, skips.pop())
+            levels.append(features)
         features = self.full_resolution(features, padded)
         logits = self.head(features)
         if padded is not images:
             features, logits = features[..., :height, :width], logits[..., :height, :width]
         if return_features:
-            return logits, {"bottleneck": bottleneck, "decoder": features}
+            return logits, {"bottleneck": bottleneck, "decoder": features, "levels": levels}
         return logits
+
+    @property
+    def level_channels(self) -> list[int]:
+        """Channels of the `levels` features, coarse to fine."""
+        return [block.block[0].out_channels for block in self.decoder]
 
 
 def imagenet_weights_path() -> Path | None:

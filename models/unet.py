@@ -106,18 +106,27 @@ class UNet(nn.Module):
         self, images: Tensor, return_features: bool = False
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """Logits (B, 1, H, W); with `return_features`, also {"bottleneck": (B, 16w, H/16, W/16),
-        "decoder": (B, w, H, W)} (the last decoder features, before the 1-channel head)."""
+        "decoder": (B, w, H, W)} (the last decoder features, before the 1-channel head), and
+        "levels": the coarser decoder levels' outputs, coarse to fine, with `level_channels`
+        channels at strides 8, 4, 2 (what deep supervision reads)."""
         skips = [self.inc(images)]
         for down in self.downs:
             skips.append(down(F.max_pool2d(skips[-1], 2)))
         features = skips.pop()
         bottleneck = features
+        levels = []
         for up in self.ups:
             features = up(features, skips.pop())
+            levels.append(features)
         logits = self.head(features)
         if return_features:
-            return logits, {"bottleneck": bottleneck, "decoder": features}
+            return logits, {"bottleneck": bottleneck, "decoder": features, "levels": levels[:-1]}
         return logits
+
+    @property
+    def level_channels(self) -> list[int]:
+        """Channels of the `levels` features, coarse to fine."""
+        return [up.block[0].out_channels for up in self.ups][:-1]
 
 
 class ExportWrapper(nn.Module):

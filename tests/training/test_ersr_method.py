@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from hc_studio.core.ellipse import Ellipse
+from hc_studio.core.training.deep_supervision import deep_supervision_loss
 from hc_studio.core.training.method_api import Batch, TrainContext, parse_config_overrides
 from hc_studio.core.training.methods.ersr import ERSR, ERSRConfig, losses
 from hc_studio.models.unet import UNet
@@ -45,9 +46,13 @@ class CountingStudent(nn.Module):
         self.network = network
         self.batch_sizes: list[int] = []
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    @property
+    def level_channels(self) -> list[int]:
+        return self.network.level_channels
+
+    def forward(self, images: torch.Tensor, **options):
         self.batch_sizes.append(images.shape[0])
-        return self.network(images)
+        return self.network(images, **options)
 
 
 def make_method(teacher_prob: torch.Tensor | None = None, **options) -> ERSR:
@@ -198,7 +203,27 @@ def test_the_distance_loss_option_adds_the_boundary_term_in_both_stages() -> Non
     assert sup_weighted > sup_plain
 
 
+@pytest.mark.parametrize("name", ["distance_loss_weight", "deep_supervision_weight"])
 @pytest.mark.parametrize("weight", ["-1", "nan", "inf"])
-def test_a_negative_or_non_finite_distance_loss_weight_is_refused(weight: str) -> None:
-    with pytest.raises(ValueError, match="distance_loss_weight"):
-        parse_config_overrides(ERSRConfig, {"distance_loss_weight": weight})
+def test_a_negative_or_non_finite_loss_weight_is_refused(name: str, weight: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        parse_config_overrides(ERSRConfig, {name: weight})
+
+
+def test_deep_supervision_adds_the_levels_loss_and_trains_its_heads_in_both_stages() -> None:
+    batch = make_batch()
+    plain, deep = make_method(), make_method(deep_supervision_weight=0.5)
+    assert plain.extra_modules() == {} and list(deep.extra_modules()) == ["aux_heads"]
+    with torch.no_grad():
+        logits, features = deep.ctx.student(batch.labelled_images, return_features=True)
+        level_logits = deep.aux_heads(features["levels"], (HEIGHT, WIDTH))
+        levels_loss = deep_supervision_loss(
+            level_logits, batch.labelled_masks, losses.ersr_supervised_loss
+        )
+        main_loss = losses.ersr_supervised_loss(logits, batch.labelled_masks)
+    assert float(deep.warmup_step(batch, 0).loss.detach()) == pytest.approx(
+        float(main_loss) + 0.5 * float(levels_loss), rel=1e-5
+    )
+    output = deep.training_step(batch, WARMUP)
+    output.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in deep.aux_heads.parameters())

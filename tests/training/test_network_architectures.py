@@ -71,6 +71,20 @@ def test_efficientnet_features_match_the_unet_contract() -> None:
     assert odd_logits.shape == (1, 1, 40, 56) and odd["decoder"].shape == (1, 4, 40, 56)
 
 
+@pytest.mark.parametrize(
+    ("network", "strides"),
+    [(UNet(width=4), (8, 4, 2)), (EfficientLiteUNet(decoder_width=4), (16, 8, 4, 2))],
+)
+def test_decoder_levels_have_their_stated_channels_coarse_to_fine(network, strides) -> None:
+    # Deep supervision builds its heads from `level_channels` and reads `levels`.
+    _, features = network.eval()(torch.rand(1, 1, 64, 96), return_features=True)
+    shapes = [tuple(level.shape) for level in features["levels"]]
+    assert shapes == [
+        (1, channels, 64 // stride, 96 // stride)
+        for channels, stride in zip(network.level_channels, strides)
+    ]
+
+
 def test_an_exported_efficientnet_serves_every_multiple_of_32_exactly(tmp_path) -> None:
     network = _trained_looking(EfficientLiteUNet(decoder_width=4), (64, 96))
     path = tmp_path / "model.onnx"

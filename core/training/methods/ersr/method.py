@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from ...method_api import Batch, Method, StepOutput
+from ...deep_supervision import AuxiliaryHeads, deep_supervision_loss
+from ...method_api import Batch, Method, StepOutput, TrainContext
 from . import filtering, symmetry
 from .losses import ersr_supervised_loss
 from .refinement import RefineConfig, Refinement, refine_pseudo_labels
@@ -57,14 +58,16 @@ class ERSRConfig:
     # Weight of the signed-distance boundary loss added to L_sup (losses.distance_loss); 0 keeps
     # the paper's L_sup.
     distance_loss_weight: float = 0.0
+    # Weight of deep supervision (core.training.deep_supervision): L_sup of the decoder's coarser
+    # levels through training-only heads, added to L_sup; 0 keeps the paper's L_sup.
+    deep_supervision_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        # A negative weight would reward a misplaced outline: refuse it rather than train on it.
-        if not (math.isfinite(self.distance_loss_weight) and self.distance_loss_weight >= 0):
-            raise ValueError(
-                f"option distance_loss_weight: expected 0 or a positive number, "
-                f"got {self.distance_loss_weight}"
-            )
+        # A negative weight would reward a wrong outline: refuse it rather than train on it.
+        for name in ("distance_loss_weight", "deep_supervision_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"option {name}: expected 0 or a positive number, got {value}")
 
 
 @dataclass
@@ -103,14 +106,41 @@ class ERSR(Method):
             (c.blur_sigma_low, c.blur_sigma_high),
         )
 
-    def supervised_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
-        """L_sup of both stages, with the boundary term when `distance_loss_weight` is set."""
-        return ersr_supervised_loss(logits, masks, self.config.distance_loss_weight)
+    aux_heads: AuxiliaryHeads | None = None
+
+    def setup(self, ctx: TrainContext) -> None:
+        super().setup(ctx)
+        if self.config.deep_supervision_weight:
+            self.aux_heads = AuxiliaryHeads(ctx.student.level_channels).to(ctx.device)
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {"aux_heads": self.aux_heads} if self.aux_heads is not None else {}
+
+    def student_forward(self, images: Tensor) -> tuple[Tensor, list[Tensor] | None]:
+        """The student's logits, and its decoder levels when deep supervision needs them."""
+        if self.aux_heads is None:
+            return self.ctx.student(images), None
+        logits, features = self.ctx.student(images, return_features=True)
+        return logits, features["levels"]
+
+    def supervised_loss(
+        self, logits: Tensor, masks: Tensor, levels: list[Tensor] | None = None
+    ) -> Tensor:
+        """L_sup of both stages on the first len(masks) frames of `logits` (and `levels`), with
+        the boundary term when `distance_loss_weight` is set and the decoder levels' L_sup when
+        `deep_supervision_weight` is."""
+        count = masks.shape[0]
+        loss = ersr_supervised_loss(logits[:count], masks, self.config.distance_loss_weight)
+        if self.aux_heads is not None and levels is not None:
+            level_logits = self.aux_heads([level[:count] for level in levels], masks.shape[-2:])
+            deep = deep_supervision_loss(level_logits, masks, ersr_supervised_loss)
+            loss = loss + self.config.deep_supervision_weight * deep
+        return loss
 
     def warmup_step(self, batch: Batch, step: int) -> StepOutput:
         """Stage 1 uses ERSR's supervised loss, so both stages optimise the same L_sup."""
-        logits = self.ctx.student(batch.labelled_images)
-        loss = self.supervised_loss(logits, batch.labelled_masks)
+        logits, levels = self.student_forward(batch.labelled_images)
+        loss = self.supervised_loss(logits, batch.labelled_masks, levels)
         return StepOutput(loss, {"sup": float(loss.detach())})
 
     def kept_indices(self, teacher_prob: Tensor, step: int) -> Tensor:
@@ -167,8 +197,8 @@ class ERSR(Method):
         if symmetric:
             parts.append(self.mirrored_inputs(kept_frames, labels))
         # One forward over every input: BatchNorm sees the whole step, as in the mean teacher.
-        logits = self.ctx.student(torch.cat(parts))
-        sup = self.supervised_loss(logits[:n_labelled], batch.labelled_masks)
+        logits, levels = self.student_forward(torch.cat(parts))
+        sup = self.supervised_loss(logits, batch.labelled_masks, levels)
         student_prob = torch.sigmoid(logits[n_labelled : n_labelled + n_kept])
         terms = {"seg": F.mse_loss(student_prob, labels.refinement.pseudo_label)}
         if symmetric:
