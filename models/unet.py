@@ -128,6 +128,11 @@ class UNet(nn.Module):
         """Channels of the `levels` features, coarse to fine."""
         return [up.block[0].out_channels for up in self.ups][:-1]
 
+    @property
+    def decoder_channels(self) -> int:
+        """Channels of the `decoder` features (the last decoder level, before the head)."""
+        return int(self.config["width"])
+
 
 class ExportWrapper(nn.Module):
     """The network as shipped: image (B, 1, H, W) in 0..1 -> probability (B, 1, H, W)."""

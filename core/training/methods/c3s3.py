@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from hc_studio.models.networks import UNET, network_kind
 from torch import Tensor, nn
 
 from ..losses import soft_dice_loss, supervised_loss
@@ -104,13 +105,20 @@ class C3S3(TwoNetworkMethod):
     needs_teacher = False
 
     def partner_spec(self, ctx: TrainContext) -> PartnerSpec:
-        """A U-Net like the student, with the other bottleneck when `heterogeneous`."""
+        """A network like the student; with `heterogeneous`, a U-Net student's other bottleneck."""
+        kind = network_kind(ctx.student.config)
+        if self.config.heterogeneous and kind != UNET:
+            raise ValueError(
+                "c3s3's heterogeneous partner is the U-Net with the other bottleneck: use "
+                f"--architecture unet, or --set heterogeneous=false for a partner like the {kind} "
+                "student"
+            )
         return PartnerSpec(flip_dilation=self.config.heterogeneous)
 
     def setup(self, ctx: TrainContext) -> None:
         super().setup(ctx)
         c = self.config
-        width = ctx.student.config["width"]
+        width = ctx.student.decoder_channels
         self.projectors = nn.ModuleDict(
             {
                 "student": _projector(width, c.projection_dim),

@@ -270,8 +270,7 @@ class MEDL(TwoNetworkMethod):
 
     def setup(self, ctx: TrainContext) -> None:
         super().setup(ctx)
-        decoder_width = int(ctx.student.config["width"])
-        self.strength_head = nn.Conv2d(decoder_width, 1, 3, padding=1).to(ctx.device)
+        self.strength_head = nn.Conv2d(ctx.student.decoder_channels, 1, 3, padding=1).to(ctx.device)
         # Rows: student, partner; columns: background, head. 1 = fully reliable.
         self.reliability = torch.ones(2, CLASSES, device=ctx.device)
 

