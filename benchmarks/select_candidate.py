@@ -11,6 +11,10 @@ is then scored once, for the chosen model only, with `protocol_eval.py --baselin
 Exports and scores are kept in OUT_DIR (`<model>.validation.json`), so running the command again
 while a run goes on only scores the new checkpoints.
 
+With `--recompute-bn FRAMES_DIR` each EMA teacher is also exported with its BatchNorm statistics
+recomputed for its own weights over the frames of FRAMES_DIR at the run's input size
+(`<stem>-ema-bn.onnx`, `core.training.batchnorm`).
+
 With `--refiner-of FIRST.onnx` the checkpoints are refining models (`core.refine`, trained on
 `make_head_crops.py` windows): each candidate is scored as the second pass of FIRST, through a
 copy of FIRST that names it (`<stem>-pair.onnx`, `hc_studio.refiner`, `--margin`).
@@ -65,6 +69,52 @@ def export_candidates(checkpoint: Path, out_dir: Path) -> list[Path]:
     return paths
 
 
+def export_recomputed_ema(checkpoint: Path, out_dir: Path, frames_dir: Path) -> Path | None:
+    """The EMA teacher of `checkpoint` with BatchNorm statistics recomputed over the frames of
+    `frames_dir`, as `<stem>-ema-bn.onnx`; None when the checkpoint has no teacher."""
+    from hc_studio.core.training.batchnorm import recompute_batchnorm_statistics
+    from hc_studio.core.training.checkpoint import load_checkpoint, save_checkpoint
+    from hc_studio.core.training.export_onnx import export_checkpoint
+    from hc_studio.models.networks import build_network
+
+    target = out_dir / f"{checkpoint.stem}-ema-bn.onnx"
+    if _newer(target, checkpoint):
+        return target
+    state = load_checkpoint(checkpoint)
+    if state.get("teacher") is None:
+        return None
+    network = build_network(state["model"]["config"])
+    network.load_state_dict(state["teacher"])
+    images = read_frames(frames_dir, tuple(state["settings"]["image_size"]))
+    recompute_batchnorm_statistics(network, images)
+    state["model"]["state"] = network.state_dict()
+    state["best"] = None  # the run's validation scores are the student's
+    with tempfile.TemporaryDirectory() as folder:
+        staged = Path(folder) / f"{checkpoint.stem}-ema-bn.pt"
+        save_checkpoint(staged, state)
+        return export_checkpoint(staged, target, target.stem)
+
+
+def read_frames(folder: Path, size: tuple[int, int]):
+    """uint8 (N, 1, H, W) tensor of the frames (not the annotations) of `folder` at `size`."""
+    import cv2
+    import numpy as np
+    import torch
+    from hc_studio.core.training.data import resize_image
+
+    frames = []
+    for path in sorted(folder.glob("*.png")):
+        if path.stem.endswith("_Annotation"):
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise SystemExit(f"{path}: not a readable image")
+        frames.append(resize_image(image / 255.0, size))
+    if not frames:
+        raise SystemExit(f"{folder}: no frames to recompute BatchNorm statistics over")
+    return torch.from_numpy(np.stack(frames)[:, None])
+
+
 def pair_with(first: Path, refiner: Path, margin: float) -> Path:
     """A copy of `first` beside `refiner` that names it as its refining model."""
     from assemble_model_pair import set_metadata
@@ -113,11 +163,20 @@ def main(argv: list[str] | None = None) -> int:
         "--refiner-of", type=Path, metavar="FIRST", help="score checkpoints as FIRST's refiner"
     )
     parser.add_argument("--margin", type=float, default=1.25, help="refining window margin")
+    parser.add_argument(
+        "--recompute-bn",
+        type=Path,
+        metavar="FRAMES_DIR",
+        help="also score each EMA with BatchNorm statistics recomputed over these frames",
+    )
     args = parser.parse_args(argv)
     pairs = load_pairs(args.data_dir, split_frames(args.split, "validation"))
     candidates = [args.baseline] if args.baseline else []
     for checkpoint in args.checkpoints:
         exported = export_candidates(checkpoint, args.out_dir)
+        if args.recompute_bn is not None:
+            recomputed = export_recomputed_ema(checkpoint, args.out_dir, args.recompute_bn)
+            exported += [recomputed] if recomputed is not None else []
         if args.refiner_of is not None:
             exported = [pair_with(args.refiner_of, model, args.margin) for model in exported]
         candidates += exported

@@ -293,3 +293,45 @@ def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path
     stamps = [p.stat().st_mtime_ns for p in paths]
     select_candidate.export_candidates(checkpoint, tmp_path / "out")
     assert [p.stat().st_mtime_ns for p in paths] == stamps
+
+
+def test_the_recomputed_ema_has_its_own_batchnorm_statistics_over_the_frames(
+    tmp_path: Path,
+) -> None:
+    torch = pytest.importorskip("torch")
+    import cv2
+    import select_candidate
+    from hc_studio.core.training.batchnorm import recompute_batchnorm_statistics
+    from hc_studio.core.training.checkpoint import save_checkpoint
+    from hc_studio.core.training.export_onnx import load_onnx_weights
+    from hc_studio.models.unet import UNet
+
+    torch.manual_seed(0)
+    student, teacher = UNet(width=4), UNet(width=4)
+    checkpoint = tmp_path / "iter_100.pt"
+    save_checkpoint(
+        checkpoint,
+        {
+            "model": {"config": student.config, "state": student.state_dict()},
+            "teacher": teacher.state_dict(),
+            "settings": {"image_size": [32, 48]},
+            "method": {"name": "ersr"},
+        },
+    )
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(5):
+        cv2.imwrite(str(frames / f"{index:03d}_HC.png"), rng.integers(0, 255, (64, 96), np.uint8))
+        cv2.imwrite(str(frames / f"{index:03d}_HC_Annotation.png"), np.zeros((64, 96), np.uint8))
+    path = select_candidate.export_recomputed_ema(checkpoint, tmp_path / "out", frames)
+    assert path is not None and path.name == "iter_100-ema-bn.onnx"
+    images = select_candidate.read_frames(frames, (32, 48))
+    assert images.shape == (5, 1, 32, 48)  # the annotations are not frames
+    expected = UNet(width=4)
+    expected.load_state_dict(teacher.state_dict())
+    recompute_batchnorm_statistics(expected, images)
+    _, state = load_onnx_weights(path)
+    key = "inc.1.running_mean"
+    assert not torch.allclose(teacher.state_dict()[key], expected.state_dict()[key])
+    assert torch.allclose(state[key], expected.state_dict()[key], atol=1e-6)
