@@ -263,15 +263,15 @@ def test_vectorised_choice_equals_the_brute_force_rule_on_random_frames() -> Non
             assert choice["validation"] == rates
 
 
-def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    import select_candidate
+def _checkpoint_with_teacher(tmp_path: Path):
+    """(iter_100.pt, student, teacher): a tiny U-Net run's checkpoint, the two networks being
+    two different initialisations."""
+    import torch
     from hc_studio.core.training.checkpoint import save_checkpoint
-    from hc_studio.core.training.export_onnx import load_onnx_weights
     from hc_studio.models.unet import UNet
 
     torch.manual_seed(0)
-    student, teacher = UNet(width=4), UNet(width=4)  # two different initialisations
+    student, teacher = UNet(width=4), UNet(width=4)
     checkpoint = tmp_path / "iter_100.pt"
     save_checkpoint(
         checkpoint,
@@ -283,6 +283,15 @@ def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path
             "best": {"dice": 0.5},
         },
     )
+    return checkpoint, student, teacher
+
+
+def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import select_candidate
+    from hc_studio.core.training.export_onnx import load_onnx_weights
+
+    checkpoint, student, teacher = _checkpoint_with_teacher(tmp_path)
     paths = select_candidate.export_candidates(checkpoint, tmp_path / "out")
     assert [p.name for p in paths] == ["iter_100-student.onnx", "iter_100-ema.onnx"]
     for path, network in zip(paths, (student, teacher), strict=True):
@@ -302,22 +311,10 @@ def test_the_recomputed_ema_has_its_own_batchnorm_statistics_over_the_frames(
     import cv2
     import select_candidate
     from hc_studio.core.training.batchnorm import recompute_batchnorm_statistics
-    from hc_studio.core.training.checkpoint import save_checkpoint
     from hc_studio.core.training.export_onnx import load_onnx_weights
     from hc_studio.models.unet import UNet
 
-    torch.manual_seed(0)
-    student, teacher = UNet(width=4), UNet(width=4)
-    checkpoint = tmp_path / "iter_100.pt"
-    save_checkpoint(
-        checkpoint,
-        {
-            "model": {"config": student.config, "state": student.state_dict()},
-            "teacher": teacher.state_dict(),
-            "settings": {"image_size": [32, 48]},
-            "method": {"name": "ersr"},
-        },
-    )
+    checkpoint, _, teacher = _checkpoint_with_teacher(tmp_path)
     frames = tmp_path / "frames"
     frames.mkdir()
     rng = np.random.default_rng(3)
