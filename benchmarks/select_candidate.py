@@ -96,23 +96,19 @@ def export_recomputed_ema(checkpoint: Path, out_dir: Path, frames_dir: Path) -> 
 
 
 def read_frames(folder: Path, size: tuple[int, int]):
-    """uint8 (N, 1, H, W) tensor of the frames (not the annotations) of `folder` at `size`."""
-    import cv2
-    import numpy as np
-    import torch
-    from hc_studio.core.training.data import resize_image
+    """uint8 (N, 1, H, W) tensor of the frames of `folder` (annotations skipped) at `size`,
+    decoded and resized as the trainer caches them; unreadable files are named and left out."""
+    from hc_studio.core.dataset import import_unlabelled_folder
+    from hc_studio.core.training.data import unlabelled_set
 
-    frames = []
-    for path in sorted(folder.glob("*.png")):
-        if path.stem.endswith("_Annotation"):
-            continue
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise SystemExit(f"{path}: not a readable image")
-        frames.append(resize_image(image / 255.0, size))
-    if not frames:
+    imported = import_unlabelled_folder(folder)
+    problems = list(imported.problems)
+    frames = unlabelled_set(imported.unlabelled, size, problems)
+    for problem in problems:
+        print(f"{problem.path}: {problem.problem} (skipped)", file=sys.stderr)
+    if not len(frames):
         raise SystemExit(f"{folder}: no frames to recompute BatchNorm statistics over")
-    return torch.from_numpy(np.stack(frames)[:, None])
+    return frames.images
 
 
 def pair_with(first: Path, refiner: Path, margin: float) -> Path:

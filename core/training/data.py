@@ -181,11 +181,13 @@ def _labelled_set(
     return FrameSet(_stack(images, size), _stack(masks, size), infos)
 
 
-def _unlabelled_set(
+def unlabelled_set(
     frames: Sequence[LabelledPair | UnlabelledFrame],
     size: tuple[int, int],
     problems: list[ImportProblem],
 ) -> FrameSet:
+    """`frames` decoded and resized to `size` as the trainer caches them (no masks); a frame
+    that cannot be read goes to `problems` and is left out."""
     images, infos = [], []
     for frame in frames:
         try:
@@ -276,7 +278,7 @@ def _prepare(options: DataOptions, status: StatusCallback) -> PreparedData:
     status(f"caching {len(val_pairs)} validation frames")
     validation = _labelled_set(val_pairs, size, problems)
     status(f"caching {len(unlabelled_frames)} unlabelled frames")
-    unlabelled = _unlabelled_set(unlabelled_frames, size, problems)
+    unlabelled = unlabelled_set(unlabelled_frames, size, problems)
     if len(labelled) == 0:
         raise NoLabelledDataError(f"{options.labelled_dir.name}: no readable labelled frame")
     return PreparedData(labelled, unlabelled, validation, problems)
