@@ -89,6 +89,7 @@ class ERSR(Method):
     name = "ersr"
     Config = ERSRConfig
     needs_teacher = True
+    aux_heads: AuxiliaryHeads | None = None  # deep supervision's training-only heads, when on
 
     @property
     def refine_config(self) -> RefineConfig:
@@ -105,8 +106,6 @@ class ERSR(Method):
             c.shift,
             (c.blur_sigma_low, c.blur_sigma_high),
         )
-
-    aux_heads: AuxiliaryHeads | None = None
 
     def setup(self, ctx: TrainContext) -> None:
         super().setup(ctx)
