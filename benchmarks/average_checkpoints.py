@@ -1,4 +1,4 @@
-"""Average the weights of several checkpoints of one run into one checkpoint (weight averaging).
+"""Average the weights of several checkpoints into one checkpoint (weight averaging, a soup).
 
 Why: on 80 validation frames the checkpoints of one run differ by a few tenths of a millimetre
 from one validation to the next, more than they differ in quality; the uniform average of the
@@ -8,6 +8,11 @@ are averaged, batch-norm running statistics included (the checkpoints come from 
 its schedule, so their statistics are close); integer counters are taken from the last one. The
 result is written as a copy of the last checkpoint with the averaged weights as its model (and no
 teacher), so `select_candidate.py` exports and scores it like any other snapshot.
+
+With `--weights teacher` the checkpoints' EMA teachers are averaged instead. The checkpoints may
+then come from several runs that started from the same weights (a "model soup", Wortsman et al.,
+ICML 2022): fine-tunings of one starting point stay in one basin of the loss, where the mean of
+their weights is itself a good network, often better than each.
 
     python benchmarks/average_checkpoints.py RUN/snapshots/iter_{1800,2000,2200,2400}.pt \\
         --out RUN/snapshots/avg_1800-2400.pt
@@ -35,27 +40,54 @@ def average_states(states: list[dict]) -> dict:
     return averaged
 
 
+def averaged_checkpoint(paths: list[Path], weights: str = "student") -> dict:
+    """The last of `paths` with the mean of their `weights` ("student" or "teacher") as its model.
+
+    Raises ValueError naming the file when the networks differ or a checkpoint has no teacher.
+    """
+    from hc_studio.core.training.checkpoint import load_checkpoint
+
+    loaded = [load_checkpoint(path) for path in paths]
+    configs = {repr(state["model"]["config"]) for state in loaded}
+    if len(configs) != 1:
+        raise ValueError("the checkpoints have different networks")
+    if weights == "teacher":
+        for path, state in zip(paths, loaded, strict=True):
+            if state.get("teacher") is None:
+                raise ValueError(f"{path}: has no EMA teacher to average")
+        states = [state["teacher"] for state in loaded]
+    else:
+        states = [state["model"]["state"] for state in loaded]
+    result = loaded[-1]
+    result["model"]["state"] = average_states(states)
+    result["teacher"] = None  # the average is one set of weights
+    result["best"] = None  # the run's validation scores belong to other weights
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
-    from hc_studio.core.training.checkpoint import load_checkpoint, save_checkpoint
+    from hc_studio.core.training.checkpoint import save_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", type=Path, nargs="+", help="Checkpoints of one run.")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="Checkpoints to average.")
     parser.add_argument("--out", type=Path, required=True, help="The averaged checkpoint.")
+    parser.add_argument(
+        "--weights",
+        choices=("student", "teacher"),
+        default="student",
+        help="average the trained networks (default) or the runs' EMA teachers",
+    )
     args = parser.parse_args(argv)
     if len(args.checkpoints) < 2:
         print("average_checkpoints: give at least two checkpoints", file=sys.stderr)
         return 2
-    loaded = [load_checkpoint(path) for path in args.checkpoints]
-    configs = {repr(state["model"]["config"]) for state in loaded}
-    if len(configs) != 1:
-        print("average_checkpoints: the checkpoints have different networks", file=sys.stderr)
+    try:
+        result = averaged_checkpoint(args.checkpoints, args.weights)
+    except ValueError as error:
+        print(f"average_checkpoints: {error}", file=sys.stderr)
         return 2
-    result = loaded[-1]
-    result["model"]["state"] = average_states([state["model"]["state"] for state in loaded])
-    result["teacher"] = None  # the average is one set of weights
-    result["best"] = None  # the run's validation scores belong to other weights
     save_checkpoint(args.out, result)
-    print(f"wrote {args.out} (mean of {len(loaded)} checkpoints)")
+    print(f"wrote {args.out} (mean of {len(args.checkpoints)} checkpoints' {args.weights})")
     return 0
 
 

@@ -160,3 +160,47 @@ def test_a_quantisation_recipe_names_the_layers_it_keeps_in_float(
     args = [str(model), "--calibration", str(frames), "--out", str(out), "--float-head"]
     assert quantize([*args, "--percentile", "99.99"]) == 0
     assert SegmentationEngine(out, "cpu").name == "tiny-threshold"  # metadata kept
+
+
+def test_the_teachers_of_several_runs_average_and_a_missing_teacher_is_named(tmp_path):
+    import torch
+    from average_checkpoints import averaged_checkpoint
+    from average_checkpoints import main as average
+    from hc_studio.core.training.checkpoint import save_checkpoint
+
+    def checkpoint(name, student, teacher):
+        path = tmp_path / name
+        states = [{"w": torch.full((2,), v)} if v is not None else None for v in (student, teacher)]
+        model = {"config": {"width": 4}, "state": states[0]}
+        save_checkpoint(path, {"model": model, "teacher": states[1]})
+        return path
+
+    runs = [checkpoint("a.pt", 0.0, 1.0), checkpoint("b.pt", 10.0, 5.0)]
+    soup = averaged_checkpoint(runs, "teacher")
+    assert torch.equal(soup["model"]["state"]["w"], torch.full((2,), 3.0))  # not the students' 5
+    assert soup["teacher"] is None
+    lone = checkpoint("no_teacher.pt", 2.0, None)
+    with pytest.raises(ValueError, match="no_teacher.pt: has no EMA teacher"):
+        averaged_checkpoint([runs[0], lone], "teacher")
+    out = str(tmp_path / "soup.pt")
+    assert average([str(runs[0]), str(lone), "--weights", "teacher", "--out", out]) == 2
+
+
+def test_greedy_soup_takes_ingredients_best_first_and_keeps_only_those_that_help() -> None:
+    from weight_soup import greedy_soup
+
+    alone = {0: 2.0, 1: 1.5, 2: 1.9, 3: 3.0}
+
+    # Soups score the mean of their ingredients' values, less 0.3 when ingredient 2 is in one
+    # with others: 2 helps, 0 and 3 (alone worse than the soup) do not.
+    def score(members):
+        value = sum(alone[m] for m in members) / len(members)
+        return value - (0.3 if 2 in members and len(members) > 1 else 0.0)
+
+    members, steps = greedy_soup(4, score)
+    assert [step.members for step in steps] == [(1,), (1, 2), (0, 1, 2), (1, 2, 3)]
+    assert [step.kept for step in steps] == [True, True, False, False]
+    assert members == (1, 2)
+    assert steps[1].score == pytest.approx(1.4)
+    with pytest.raises(ValueError):
+        greedy_soup(0, score)
