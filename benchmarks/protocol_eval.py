@@ -21,7 +21,7 @@ With `--baseline`, the baseline is scored on the same frames and every figure ge
 bootstrap interval of the difference (candidate - baseline, same patient draws).
 
     python benchmarks/protocol_eval.py DATA_DIR --split docs/results/protocol_split.json \\
-        --side test --model NEW.onnx --baseline models/hc_head_ersr_v1.onnx --json OUT.json
+        --side test --model NEW.onnx --baseline models/hc_head_ersr_v2.onnx --json OUT.json
 
 DATA_DIR is the HC18 `training_set` (full resolution); its CSV is found beside it.
 `--per-frame OUT.csv` writes every frame's values (model, frame, ..., pass_disagreement); a
