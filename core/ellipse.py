@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 from skimage import measure
 
+from .ellipse_field import EllipseField, field_for
 from .spacing import Spacing
 
 
@@ -132,7 +133,10 @@ class EllipseFit:
     points the fit used; `component_mask` is the component as (H, W) bool at frame size,
     computed on first use (measuring needs only the ellipse). `ellipse_on_map` is `ellipse_px`
     on the map's grid and `component_areas` the areas of every component of prob > `level`:
-    the fit works them out anyway, and the head-plane check reads them too.
+    the fit works them out anyway, and the head-plane check reads them too. `map_field` is
+    `ellipse_on_map`'s `EllipseField` on the map, over the window the caller asked for (at
+    least the ellipse's own, which the IoU reads): the border confidence and the plane check
+    read theirs from it instead of working it out again.
     """
 
     ellipse_px: Ellipse
@@ -143,6 +147,7 @@ class EllipseFit:
     ellipse_on_map: Ellipse
     component_areas: np.ndarray  # see `Components.areas`
     level: float = 0.5
+    map_field: EllipseField | None = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def component_mask(self) -> np.ndarray:
@@ -201,24 +206,41 @@ class Components:
     """The 8-connected components of a (H, W) bool mask, from one labelling pass.
 
     `labels`: (H, W) int32, 0 on the background, components numbered from 1; `areas`: the pixel
-    count of each component, `areas[i]` for label i + 1 (empty when the mask is empty).
+    count of each component, `areas[i]` for label i + 1 (empty when the mask is empty); `boxes`:
+    (n, 4) left, top, width, height of each component's bounding box, in the same order.
     """
 
     labels: np.ndarray
     areas: np.ndarray
+    boxes: np.ndarray
 
     @classmethod
     def of(cls, mask: np.ndarray) -> Components:
         _, labels, stats, _ = cv2.connectedComponentsWithStats(
             np.asarray(mask, dtype=np.uint8), connectivity=8
         )
-        return cls(labels, stats[1:, cv2.CC_STAT_AREA])
+        box_columns = [cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]
+        return cls(labels, stats[1:, cv2.CC_STAT_AREA], stats[1:, box_columns])
 
     def largest(self) -> np.ndarray:
         """(H, W) bool: the largest component with its holes filled (all False when none)."""
+        return self.largest_in_box()[0]
+
+    def largest_in_box(self) -> tuple[np.ndarray, tuple[slice, slice] | None]:
+        """(`largest()`, the (rows, cols) window of its bounding box; None when there is none).
+
+        Its holes are filled within that box: every pixel outside the box is background joined
+        to the frame's border, so a background region of the box is a hole of the component
+        exactly when it does not reach the box's edge (the same holes, on a smaller array).
+        """
         if self.areas.size == 0:
-            return np.zeros(self.labels.shape, dtype=bool)
-        return fill_holes(self.labels == 1 + int(np.argmax(self.areas)))
+            return np.zeros(self.labels.shape, dtype=bool), None
+        index = int(np.argmax(self.areas))
+        left, top, width, height = (int(value) for value in self.boxes[index])
+        box = (slice(top, top + height), slice(left, left + width))
+        largest = np.zeros(self.labels.shape, dtype=bool)
+        largest[box] = fill_holes(self.labels[box] == 1 + index)
+        return largest, box
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -246,12 +268,34 @@ def component_map(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
     return _restricted_to(prob, largest_component(prob > level), level)
 
 
-def _restricted_to(prob: np.ndarray, component: np.ndarray, level: float) -> np.ndarray:
-    """`component_map` of a float64 `prob` whose largest component (holes filled) is known."""
+def _restricted_to(
+    prob: np.ndarray,
+    component: np.ndarray,
+    level: float,
+    box: tuple[slice, slice] | None = None,
+) -> np.ndarray:
+    """`component_map` of a float64 `prob` whose largest component (holes filled) is known.
+
+    `box`: the component's bounding box (`Components.largest_in_box`), when known: the map is
+    0 beyond one pixel around it, so only that window is worked out (the same values)."""
+    if box is not None:
+        near = _grown(box, prob.shape)
+        restricted = np.zeros(prob.shape)
+        restricted[near] = _restricted_to(prob[near], component[near], level)
+        return restricted
     neighbourhood = cv2.dilate(component.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     restricted = np.where(neighbourhood, prob, 0.0)
     restricted[component & (prob <= level)] = 1.0
     return restricted
+
+
+def _grown(box: tuple[slice, slice], shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """A (rows, cols) window grown by one pixel on every side, within a (H, W) grid."""
+    rows, cols = box
+    return (
+        slice(max(rows.start - 1, 0), min(rows.stop + 1, shape[0])),
+        slice(max(cols.start - 1, 0), min(cols.stop + 1, shape[1])),
+    )
 
 
 def subpixel_contour(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
@@ -264,14 +308,18 @@ def subpixel_contour(prob: np.ndarray, level: float = 0.5) -> np.ndarray:
     return _outer_contour(component_map(prob, level), level)
 
 
-def _outer_contour(restricted: np.ndarray, level: float) -> np.ndarray:
-    """(N, 2) x, y of the outer `level` iso-contour of a `component_map` result."""
-    if not (restricted > level).any():
+def _outer_contour(
+    restricted: np.ndarray, level: float, near: tuple[slice, slice] | None = None
+) -> np.ndarray:
+    """(N, 2) x, y of the outer `level` iso-contour of a `component_map` result (0 outside
+    the window `near`, when given)."""
+    near = near or (slice(0, restricted.shape[0]), slice(0, restricted.shape[1]))
+    if not (restricted[near] > level).any():
         return np.zeros((0, 2))
     # Trace only the box around the component's neighbourhood (everything outside it is 0):
     # the same contour, found in a third of the time of the whole map.
-    rows = np.flatnonzero(restricted.any(axis=1))
-    cols = np.flatnonzero(restricted.any(axis=0))
+    rows = np.flatnonzero(restricted[near].any(axis=1)) + near[0].start
+    cols = np.flatnonzero(restricted[near].any(axis=0)) + near[1].start
     top, left = int(rows[0]), int(cols[0])
     box = restricted[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1]
     contours = measure.find_contours(np.pad(box, 1), level)
@@ -294,19 +342,25 @@ def ellipse_from_probability(
     frame_shape: tuple[int, int] | None = None,
     threshold: float = 0.5,
     spacing: Spacing | None = None,
+    *,
+    field_limit: float = 1.0,
 ) -> EllipseFit | None:
     """Ellipse of the head in a (h, w) probability map, in frame pixel coordinates.
 
     The largest component of prob > threshold (holes filled) gives a sub-pixel iso-contour at
     `threshold`; it is mapped to the (H, W) frame axis by axis (when the map is at network
     resolution) and fitted by least squares (in mm space when `spacing` is anisotropic).
-    Returns None when no component or too few contour points are found.
+    Returns None when no component or too few contour points are found. `field_limit`: the
+    normalised radius^2 (>= 1) out to which the fit's `map_field` covers the map (a caller
+    that reads bands beyond the ellipse asks for them here).
     """
     prob = np.asarray(prob, dtype=np.float64)
     frame_shape = tuple(frame_shape) if frame_shape is not None else prob.shape
     components = Components.of(prob > threshold)
-    restricted = _restricted_to(prob, components.largest(), threshold)
-    contour = _outer_contour(restricted, threshold)
+    largest, box = components.largest_in_box()
+    restricted = _restricted_to(prob, largest, threshold, box)
+    near = None if box is None else _grown(box, prob.shape)  # the map is 0 beyond it
+    contour = _outer_contour(restricted, threshold, near)
     if len(contour) < MIN_FIT_POINTS:
         return None
     try:
@@ -314,9 +368,19 @@ def ellipse_from_probability(
     except (ValueError, np.linalg.LinAlgError):
         return None
     on_map = ellipse_on_map_grid(ellipse, frame_shape, prob.shape)
-    fit_iou = ellipse_iou(rasterize_ellipse(on_map, prob.shape), restricted > threshold)
+    map_field = EllipseField.of(on_map, prob.shape, max(field_limit, 1.0))
+    inside = rasterize_ellipse(on_map, prob.shape, map_field)
+    fit_iou = ellipse_iou(inside, restricted > threshold)
     return EllipseFit(
-        ellipse, fit_iou, len(contour), restricted, frame_shape, on_map, components.areas, threshold
+        ellipse,
+        fit_iou,
+        len(contour),
+        restricted,
+        frame_shape,
+        on_map,
+        components.areas,
+        threshold,
+        map_field,
     )
 
 
@@ -331,12 +395,16 @@ def ellipse_on_map_grid(
     return replace(scaled, cx=scaled.cx + 0.5 * sx - 0.5, cy=scaled.cy + 0.5 * sy - 0.5)
 
 
-def rasterize_ellipse(ellipse_px: Ellipse, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: pixel centres inside or on the ellipse (normalised radius^2 <= 1)."""
+def rasterize_ellipse(
+    ellipse_px: Ellipse, shape: tuple[int, int], map_field: EllipseField | None = None
+) -> np.ndarray:
+    """(H, W) bool: pixel centres inside or on the ellipse (normalised radius^2 <= 1).
+
+    `map_field`: the ellipse's `EllipseField` on this grid when the caller has it."""
     mask = np.zeros(shape, dtype=bool)
-    window = ellipse_px.pixel_window(shape)
-    if window is not None:
-        mask[window] = ellipse_px.radius_sq_in_window(window) <= 1
+    inside = field_for(ellipse_px, shape, 1.0, map_field)
+    if inside.window is not None:
+        mask[inside.window] = inside.radius_sq <= 1
     return mask
 
 

@@ -23,11 +23,12 @@ import numpy as np
 
 from .biometry import biometry_from_ellipse
 from .ellipse import Ellipse, ellipse_from_probability
+from .ellipse_field import EllipseField, field_for
 from .gestational_age import ga_hadlock, ga_intergrowth, hc_centile, hc_z_score
 from .image_quality import ImageQuality, image_quality
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_broken_links, find_frame_files, load_frames
-from .plane_check import head_plane_reasons
+from .plane_check import FIELD_LIMIT, head_plane_reasons
 from .records import MeasurementRecord, Status
 from .refine import Refinement, refine
 from .spacing import Spacing, SpacingPolicy
@@ -134,17 +135,20 @@ def _gestational_age_values(
     return values
 
 
-def border_confidence(prob: np.ndarray, ellipse_px: Ellipse) -> float:
+def border_confidence(
+    prob: np.ndarray, ellipse_px: Ellipse, map_field: EllipseField | None = None
+) -> float:
     """Mean of max(p, 1 - p) over the pixels of `prob` (h, w) near the ellipse's border
-    (`ellipse_px` in the coordinates of `prob`'s grid)."""
-    window = ellipse_px.pixel_window(prob.shape, radius_sq=_CONFIDENCE_BAND[1])
-    if window is None:
+    (`ellipse_px` in the coordinates of `prob`'s grid; `map_field` its `EllipseField` there,
+    when the caller has it)."""
+    near = field_for(ellipse_px, prob.shape, _CONFIDENCE_BAND[1], map_field)
+    if near.window is None:
         return 0.5
-    radius_sq = ellipse_px.radius_sq_in_window(window)
+    radius_sq = near.radius_sq
     band = (radius_sq >= _CONFIDENCE_BAND[0]) & (radius_sq <= _CONFIDENCE_BAND[1])
     if not band.any():
         return 0.5
-    values = prob[window][band]
+    values = prob[near.window][band]
     return float(np.maximum(values, 1.0 - values).mean())
 
 
@@ -174,8 +178,13 @@ def measure_frame(
     mapped to the frame axis by axis (no bias from resizing the map first).
     """
     prediction = engine.predict(frame.pixels)
+    # The fit works out the ellipse's field on the map as far as the plane check's bands reach:
+    # the IoU, the border confidence and the bands then read one field.
     fit = ellipse_from_probability(
-        prediction.prob, frame_shape=prediction.frame_shape, spacing=frame.spacing
+        prediction.prob,
+        frame_shape=prediction.frame_shape,
+        spacing=frame.spacing,
+        field_limit=FIELD_LIMIT,
     )
     if fit is None:
         record = MeasurementRecord(
@@ -201,7 +210,7 @@ def measure_frame(
     record = auto_record(fit.ellipse_px)
     record = record.replace(
         fit_iou=float(fit.fit_iou),
-        confidence=border_confidence(prediction.prob, fit.ellipse_on_map),
+        confidence=border_confidence(prediction.prob, fit.ellipse_on_map, fit.map_field),
     )
     not_a_head = head_plane_reasons(
         frame.pixels,
@@ -213,6 +222,7 @@ def measure_frame(
         frame_on_grid=prediction.frame_on_grid,
         ellipse_on_map=fit.ellipse_on_map,
         component_areas=fit.component_areas,
+        map_field=fit.map_field,
     )
     if not_a_head:
         # No ellipse, HC or GA: a number from a frame without a head would be a wrong number.
