@@ -92,3 +92,23 @@ def test_lean_loop_times_every_frame_with_one_or_two_passes(paired: bool, tmp_pa
     assert result["frames"] == 3 and result["passes"] == (2 if paired else 1)
     assert result["ms_per_frame"] > 0 and result["wall_s"] > 0
     assert result["fitted"] == 3  # every sample frame shows a head both passes find
+
+
+def test_the_reported_pair_is_the_round_with_the_median_ratio_and_every_round_is_listed() -> None:
+    def pair(measure_ms: float, lean_ms: float) -> tuple[dict, dict]:
+        return {"ms_per_frame": measure_ms}, {"ms_per_frame": lean_ms}
+
+    rounds = [pair(40.0, 20.0), pair(30.0, 25.0), pair(33.0, 25.0)]  # 2.0, 1.2, 1.32
+    end_to_end, lean = speed.median_pair(rounds)
+    assert (end_to_end["ms_per_frame"], lean["ms_per_frame"]) == (33.0, 25.0)
+    # An even count reports the upper middle, the less favourable of the two.
+    end_to_end, _ = speed.median_pair(rounds + [pair(26.0, 25.0)])
+    assert end_to_end["ms_per_frame"] == 33.0
+    with pytest.raises(ValueError):
+        speed.median_pair([])
+    result = {"rounds": [{"measure_over_lean": 1.2}, {"measure_over_lean": 1.32}]}
+    assert speed._ratio_label(result) == (
+        "hc-studio measure / leanest loop (median of 2 rounds: 1.20, 1.32)"
+    )
+    with pytest.raises(SystemExit):
+        speed.parse_args(["--model", "m", "--frames", ".", "--pixel-csv", "c", "--rounds", "0"])
