@@ -29,7 +29,6 @@ from .image_quality import ImageQuality, image_quality
 from .inference import Prediction, SegmentationEngine
 from .io import Frame, FrameReadError, find_broken_links, find_frame_files, load_frames
 from .plane_check import FIELD_LIMIT, head_plane_reasons
-from .prefetch import prefetched
 from .records import MeasurementRecord, Status
 from .refine import Refinement, refine
 from .spacing import Spacing, SpacingPolicy
@@ -288,33 +287,32 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-@dataclass(frozen=True)
-class _FrameRead:
-    """One step of reading a batch: a frame of the file at `position`, or (`frame` None) the
-    problem that ended that file, with the index its next frame would have had."""
-
-    position: int
-    path: Path
-    spacing: Spacing | None
-    frame: Frame | None = None
-    next_index: int = 0
-    problem: str = ""
-
-
-def _read_frames(files: list[Path], policy: SpacingPolicy) -> Iterator[_FrameRead]:
-    """Every frame of every file, in order; a read failure ends its file with its problem."""
-    for position, path in enumerate(files, start=1):
-        spacing = policy.override_for(path)
-        next_index = 0
-        try:
-            for frame in load_frames(path, spacing_override=spacing):
-                next_index = frame.index + 1
-                yield _FrameRead(position, path, spacing, frame)
-        except FrameReadError as error:
-            yield _FrameRead(position, path, spacing, None, next_index, error.problem)
-        except OSError as error:
-            problem = error.strerror or str(error)
-            yield _FrameRead(position, path, spacing, None, next_index, problem)
+def _measure_file(
+    path: Path,
+    engine: SegmentationEngine,
+    spacing: Spacing | None,
+    cancel: Callable[[], bool] | None,
+    ga_weeks: float | None,
+) -> Iterator[MeasuredFrame]:
+    """Every frame of one file; a read failure ends the file with an error record."""
+    next_index = 0
+    try:
+        for frame in load_frames(path, spacing_override=spacing):
+            if cancel is not None and cancel():
+                return
+            next_index = frame.index + 1
+            try:
+                yield measure_frame(frame, engine, ga_weeks)
+            except (ValueError, ArithmeticError, cv2.error) as error:
+                failed = error_record(path, frame.index, str(error), engine.name, frame.spacing)
+                yield MeasuredFrame(failed, None)
+    except FrameReadError as error:
+        yield MeasuredFrame(
+            error_record(path, next_index, error.problem, engine.name, spacing), None
+        )
+    except OSError as error:
+        problem = error.strerror or str(error)
+        yield MeasuredFrame(error_record(path, next_index, problem, engine.name, spacing), None)
 
 
 def measure_file_frames(
@@ -327,28 +325,15 @@ def measure_file_frames(
     spacing_policy: SpacingPolicy | None = None,
 ) -> Iterator[tuple[int, MeasuredFrame]]:
     """Like `measure_paths`, with each frame's probability: yields (file position from 1,
-    MeasuredFrame).
-
-    The next frame is read in a background thread while the current one is measured
-    (`core.prefetch`): at most one decoded frame waits beyond the file being read.
-    """
+    MeasuredFrame)."""
     paths = list(paths)
     policy = spacing_policy or SpacingPolicy.for_batch(paths, spacing_override, pixel_csv_sizes)
-    for read in prefetched(_read_frames(expand_paths(paths), policy)):
+    for position, path in enumerate(expand_paths(paths), start=1):
         if cancel is not None and cancel():
             return
-        if read.frame is None:
-            problem, index = read.problem, read.next_index
-            failed = error_record(read.path, index, problem, engine.name, read.spacing)
-            yield read.position, MeasuredFrame(failed, None)
-            continue
-        try:
-            measured = measure_frame(read.frame, engine, ga_weeks)
-        except (ValueError, ArithmeticError, cv2.error) as error:
-            frame = read.frame
-            failed = error_record(read.path, frame.index, str(error), engine.name, frame.spacing)
-            measured = MeasuredFrame(failed, None)
-        yield read.position, measured
+        spacing = policy.override_for(path)
+        for measured in _measure_file(path, engine, spacing, cancel, ga_weeks):
+            yield position, measured
 
 
 def measure_paths(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -190,22 +189,3 @@ def test_dangling_link_in_a_folder_gives_an_error_record_naming_it(tmp_path, eng
     assert [Path(r.file).name for r in records] == ["a.png", "b.png"]
     assert records[1].status is Status.ERROR
     assert "broken symbolic link" in records[1].status_text
-
-
-def test_a_batch_reads_its_frames_in_the_background_in_order(tmp_path, engine, monkeypatch) -> None:
-    import hc_studio.core.measure as measure_module
-
-    images = [make_phantom(seed=seed).image for seed in (1, 2, 3)]
-    paths = [write_png(tmp_path / f"f{index}.png", image) for index, image in enumerate(images)]
-    reading_threads: list[str] = []
-    original = measure_module.load_frames
-
-    def recording_load_frames(path, spacing_override=None):
-        reading_threads.append(threading.current_thread().name)
-        yield from original(path, spacing_override=spacing_override)
-
-    monkeypatch.setattr(measure_module, "load_frames", recording_load_frames)
-    records = list(measure_paths(paths, engine, spacing_override=Spacing.square(0.2)))
-    assert [Path(record.file).name for record in records] == ["f0.png", "f1.png", "f2.png"]
-    assert all(record.ok for record in records)
-    assert reading_threads == ["hc-studio-prefetch"] * 3  # not the thread that measures
