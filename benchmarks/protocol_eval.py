@@ -18,7 +18,12 @@ against the Ramanujan perimeter of the reference ellipse). Per model the summary
   threshold (older, or a model without a second pass) flags on the first two only.
 
 With `--baseline`, the baseline is scored on the same frames and every figure gets a paired
-bootstrap interval of the difference (candidate - baseline, same patient draws).
+bootstrap interval of the difference (candidate - baseline, same patient draws). The difference
+is taken over the frames where BOTH models have the value (`common_frames`): a frame one model
+refuses (no HC: no head found, or not a fetal head) would otherwise leave one mean and not the
+other, and a model that refuses its hardest frames would look better by refusing them. Each
+model's own figures keep all of its frames, and `common` says how many frames the differences
+rest on.
 
     python benchmarks/protocol_eval.py DATA_DIR --split docs/results/protocol_split.json \\
         --side test --model NEW.onnx --baseline models/hc_head_ersr_v2.onnx --json OUT.json
@@ -36,7 +41,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -302,10 +307,44 @@ def summarise(
         )
         summary["review_chosen"] = {"thresholds": thresholds, **flag_rates(frames, rule)}
     if baseline is not None:
+        paired, paired_baseline = common_frames(frames, baseline)
         summary["difference_vs_baseline"] = {
-            n: bootstrap(frames, s, draws, baseline) for n, s in STATISTICS.items()
+            n: bootstrap(paired, s, draws, paired_baseline) for n, s in STATISTICS.items()
+        }
+        summary["common"] = {
+            "hc": sum(f.hc_diff_mm is not None for f in paired),
+            "dice": sum(f.dice is not None for f in paired),
+            "hd95": sum(f.hd95_mm is not None for f in paired),
         }
     return summary
+
+
+# Values that exist together or not at all: a refused frame has no HC, and no difference.
+_PAIRED_FIELDS = (("hc_diff_mm", "hc_pred_mm"), ("dice",), ("hd95_mm",))
+
+
+def common_frames(
+    frames: Sequence[FrameScore], baseline: Sequence[FrameScore]
+) -> tuple[list[FrameScore], list[FrameScore]]:
+    """Copies of both lists (the same frames in the same order) with each value kept only where
+    both models have it: a paired difference then compares the two models on the same frames.
+
+    Raises ValueError when the lists do not hold the same frames in the same order.
+    """
+    if [f.file for f in frames] != [f.file for f in baseline]:
+        raise ValueError("the candidate and the baseline were not scored on the same frames")
+    paired, paired_baseline = [], []
+    for own, other in zip(frames, baseline, strict=True):
+        own_missing, other_missing = {}, {}
+        for group in _PAIRED_FIELDS:
+            lead = group[0]
+            if getattr(own, lead) is None or getattr(other, lead) is None:
+                cleared = dict.fromkeys(group)
+                own_missing.update(cleared)
+                other_missing.update(cleared)
+        paired.append(replace(own, **own_missing))
+        paired_baseline.append(replace(other, **other_missing))
+    return paired, paired_baseline
 
 
 def write_per_frame(path: Path, scored: dict[str, list[FrameScore]]) -> None:

@@ -4,6 +4,7 @@ the review-threshold choice."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import choose_review_thresholds
@@ -119,6 +120,36 @@ def test_bootstrap_interval_holds_the_value_and_a_paired_difference_of_zero_is_z
     assert interval["value"] == pytest.approx(np.mean(np.abs(np.linspace(-4, 6, 30))))
     same = protocol_eval.bootstrap(frames, stat, draws, baseline=frames)
     assert same == {"value": 0.0, "low": 0.0, "high": 0.0}
+
+
+def _refused(frame: FrameScore) -> FrameScore:
+    """`frame` as a model that measured no HC on it (its Dice stays: the mask exists)."""
+    return replace(frame, status="not a fetal head", hc_pred_mm=None, hc_diff_mm=None)
+
+
+def test_a_paired_difference_compares_the_frames_both_models_measured() -> None:
+    diffs = np.linspace(-4, 6, 30)
+    # Pixel sizes that differ, so that each pixel-size tercile has frames.
+    baseline = [
+        replace(_frame(f"{n:03d}", diff), pixel_mm=0.05 + 0.01 * n) for n, diff in enumerate(diffs)
+    ]
+    # The same errors, but the candidate refuses the worst frame and the baseline another one.
+    candidate = list(baseline)
+    worst = int(np.argmax(np.abs(diffs)))
+    candidate[worst] = _refused(candidate[worst])
+    baseline = list(baseline)
+    baseline[3] = _refused(baseline[3])
+    summary = protocol_eval.summarise(candidate, baseline)
+    # Alone, the candidate's mean drops with its refused 6 mm frame ...
+    own = summary["statistics"]["hc_abs_mean_mm"]["value"]
+    assert own < np.mean(np.abs(np.delete(diffs, 3)))
+    # ... but paired on the 28 frames both measured, the two are the same model: no difference.
+    difference = summary["difference_vs_baseline"]["hc_abs_mean_mm"]
+    assert difference == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert summary["common"] == {"hc": 28, "dice": 30, "hd95": 30}
+    assert summary["difference_vs_baseline"]["dice"]["value"] == 0.0
+    with pytest.raises(ValueError, match="same frames"):
+        protocol_eval.common_frames(candidate, baseline[::-1])
 
 
 def test_flag_rates_count_unmeasured_frames_as_caught_large_errors() -> None:
