@@ -117,6 +117,15 @@ def test_version_prints_the_version(capsys) -> None:
     assert out == f"hc-studio {cli.version()}" and cli.version()
 
 
+def test_the_version_is_looked_up_only_for_version(monkeypatch) -> None:
+    def forbidden() -> str:
+        raise AssertionError("the version was looked up")
+
+    monkeypatch.setattr(cli, "version", forbidden)
+    parser = cli.build_parser()  # every command builds it: no metadata lookup here
+    assert "--version" in parser.format_help()
+
+
 def test_core_names_no_window_command_and_the_entry_point_adds_it() -> None:
     from hc_studio.app import entry
 
