@@ -6,7 +6,9 @@ teacher, an exponential moving average of the trained weights (`<stem>-ema.onnx`
 keeps one for the methods that use a teacher, and for ERSR's supervised stage too). The shipped
 model, when given with `--baseline`, is a candidate as well. Each is scored on the protocol's
 validation side (`protocol_eval.score_model`, the `hc-studio measure` path at full resolution);
-the choice is the lowest mean |HC error|, declared before any test score is seen. The test side
+the choice is the lowest mean |HC error| over the frames every candidate measured (a candidate
+that refuses its worst frame must not win because it refused it), declared before any test score
+is seen. The test side
 is then scored once, for the chosen model only, with `protocol_eval.py --baseline`.
 Exports and scores are kept in OUT_DIR (`<model>.validation.json`), so running the command again
 while a run goes on only scores the new checkpoints.
@@ -30,13 +32,17 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from hc_studio.core.atomic import atomic_write
 from protocol_eval import (
     BOOTSTRAP_DRAWS,
     BOOTSTRAP_SEED,
     STATISTICS,
+    FrameScore,
     bootstrap,
     load_pairs,
     patient_draws,
@@ -45,6 +51,7 @@ from protocol_eval import (
 )
 
 CRITERION = "hc_abs_mean_mm"
+COMMON_CRITERION = "hc_abs_mean_common_mm"  # CRITERION over the frames every candidate measured
 
 
 def export_candidates(checkpoint: Path, out_dir: Path) -> list[Path]:
@@ -131,18 +138,44 @@ def _newer(path: Path, than: Path) -> bool:
     return path.is_file() and path.stat().st_mtime >= than.stat().st_mtime
 
 
-def score_candidate(model: Path, pairs: list, draws: list, cache_dir: Path) -> dict:
-    """The candidate's validation statistics, from `cache_dir` when scored after its export."""
+def score_candidate(
+    model: Path, pairs: list, draws: list, cache_dir: Path
+) -> tuple[dict, list[FrameScore]]:
+    """The candidate's validation statistics and its frames, from `cache_dir` when scored after
+    its export (a cache without the frames, from before they were kept, is scored again)."""
     cached = cache_dir / f"{model.name}.validation.json"
     if _newer(cached, model):
-        return json.loads(cached.read_text())
+        row = json.loads(cached.read_text())
+        if "frames" in row:
+            return row, [FrameScore(**frame) for frame in row.pop("frames")]
     frames = score_model(model, pairs, progress=False)
     row = {"model": model.name}
     row.update({name: bootstrap(frames, STATISTICS[name], draws) for name in STATISTICS})
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(cached) as handle:
-        handle.write(json.dumps(row, indent=1) + "\n")
-    return row
+        stored = {**row, "frames": [asdict(frame) for frame in frames]}
+        handle.write(json.dumps(stored, indent=1) + "\n")
+    return row, frames
+
+
+def frame_errors(frames: Sequence[FrameScore]) -> dict[str, float | None]:
+    """File -> |HC error| in mm (None where the model measured no HC)."""
+    return {frame.file: frame.hc_abs_mm for frame in frames}
+
+
+def means_on_common_frames(
+    errors: Sequence[Mapping[str, float | None]],
+) -> tuple[list[float], int]:
+    """Each model's mean |HC error| over the frames that every one of them measured, and how many
+    frames that is. Raises ValueError when the models were not scored on the same frames or no
+    frame was measured by all."""
+    files = set(errors[0])
+    if any(set(model) != files for model in errors):
+        raise ValueError("the candidates were not scored on the same frames")
+    common = sorted(f for f in files if all(model[f] is not None for model in errors))
+    if not common:
+        raise ValueError("no frame was measured by every candidate")
+    return [float(np.mean([model[f] for f in common])) for model in errors], len(common)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,25 +210,37 @@ def main(argv: list[str] | None = None) -> int:
             exported = [pair_with(args.refiner_of, model, args.margin) for model in exported]
         candidates += exported
     draws = patient_draws([p.patient for p in pairs], BOOTSTRAP_DRAWS, BOOTSTRAP_SEED)
-    rows = []
+    rows, errors = [], []
     for model in candidates:
-        row = score_candidate(model, pairs, draws, args.out_dir)
+        row, frames = score_candidate(model, pairs, draws, args.out_dir)
         rows.append(row)
+        errors.append(frame_errors(frames))
         print(
             f"{model.name}: mean |HC error| {row[CRITERION]['value']:.3f} mm, "
             f"Dice {row['dice']['value']:.4f}",
             flush=True,
         )
-    chosen = min(rows, key=lambda row: row[CRITERION]["value"])
+    try:
+        common_means, common = means_on_common_frames(errors)
+    except ValueError as error:
+        print(f"select_candidate: {error}", file=sys.stderr)
+        return 2
+    for row, value in zip(rows, common_means, strict=True):
+        row[COMMON_CRITERION] = value
+    chosen = min(rows, key=lambda row: row[COMMON_CRITERION])
     report = {
         "side": "validation",
-        "criterion": CRITERION,
+        "criterion": COMMON_CRITERION,
+        "common_frames": common,
         "chosen": chosen["model"],
         "candidates": rows,
     }
     with atomic_write(args.json) as handle:
         handle.write(json.dumps(report, indent=1) + "\n")
-    print(f"chosen on validation: {chosen['model']}")
+    print(
+        f"chosen on validation: {chosen['model']} ({chosen[COMMON_CRITERION]:.3f} mm over the "
+        f"{common} frames every candidate measured)"
+    )
     return 0
 
 

@@ -11,7 +11,9 @@ Two ways to choose, both scored like any candidate (`select_candidate.score_cand
 - `--uniform`: the mean of all the checkpoints' teachers, one candidate;
 - greedy (the default, Wortsman's greedy soup): the ingredients (each checkpoint's teacher) are
   scored and sorted by mean |HC error|; the soup starts from the best and takes each next
-  ingredient in turn when the soup with it is not worse on validation.
+  ingredient in turn when the soup with it is not worse on validation. Every comparison is on
+  the frames both sides measured (`select_candidate.means_on_common_frames`): a soup that
+  refuses a hard frame is not better for refusing it.
 
 Each soup is written as a checkpoint and an ONNX file named by its ingredients' positions on the
 command line (`soup-0-3-4.onnx`), so a second run reuses its exports and scores. The report names
@@ -27,49 +29,61 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from average_checkpoints import averaged_checkpoint
 from hc_studio.core.atomic import atomic_write
 from protocol_eval import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, load_pairs, patient_draws, split_frames
-from select_candidate import CRITERION, score_candidate
+from select_candidate import (
+    COMMON_CRITERION,
+    CRITERION,
+    frame_errors,
+    means_on_common_frames,
+    score_candidate,
+)
 
 
 @dataclass(frozen=True)
 class SoupStep:
-    """One greedy step: the soup tried (ingredient positions), its score, whether it was kept."""
+    """One greedy step: the soup tried (ingredient positions), its mean |HC error| and the kept
+    soup's, both over the frames the two measured (`frames`), and whether it was kept."""
 
     members: tuple[int, ...]
     score: float
+    kept_score: float
+    frames: int
     kept: bool
 
 
+FrameErrors = Mapping[str, float | None]
+
+
 def greedy_soup(
-    count: int, score: Callable[[tuple[int, ...]], float]
+    count: int, errors: Callable[[tuple[int, ...]], FrameErrors]
 ) -> tuple[tuple[int, ...], list[SoupStep]]:
     """Wortsman's greedy soup over ingredients 0..count-1.
 
-    `score(members)` is the validation error of the mean of those ingredients (lower is better;
-    a one-member soup is the ingredient itself). The ingredients are taken from best to worst
-    alone (ties in the given order); each joins when the soup with it scores no higher than the
-    soup without it. Returns the chosen members, sorted, and every step tried.
+    `errors(members)` is the per-frame validation |HC error| of the mean of those ingredients (a
+    one-member soup is the ingredient itself; None where it measured no HC). The ingredients are
+    ranked alone over the frames all of them measured (ties in the given order); each joins when
+    the soup with it errs no more than the soup without it over the frames both measured.
+    Returns the chosen members, sorted, and every step tried.
     """
     if count < 1:
         raise ValueError("a soup needs at least one ingredient")
-    alone = [score((index,)) for index in range(count)]
+    alone, common = means_on_common_frames([errors((index,)) for index in range(count)])
     order = sorted(range(count), key=lambda index: alone[index])
     members = (order[0],)
-    best = alone[order[0]]
-    steps = [SoupStep(members, best, True)]
+    steps = [SoupStep(members, alone[order[0]], alone[order[0]], common, True)]
     for index in order[1:]:
         tried = tuple(sorted((*members, index)))
-        value = score(tried)
-        kept = value <= best
-        steps.append(SoupStep(tried, value, kept))
+        (value, kept_value), common = means_on_common_frames([errors(tried), errors(members)])
+        kept = value <= kept_value
+        steps.append(SoupStep(tried, value, kept_value, common, kept))
         if kept:
-            members, best = tried, value
+            members = tried
     return tuple(sorted(members)), steps
 
 
@@ -104,17 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     draws = patient_draws([p.patient for p in pairs], BOOTSTRAP_DRAWS, BOOTSTRAP_SEED)
     rows: dict[tuple[int, ...], dict] = {}
 
-    def score(members: tuple[int, ...]) -> float:
+    def score(members: tuple[int, ...]) -> FrameErrors:
         model = soup_model(args.checkpoints, members, args.out_dir)
-        row = score_candidate(model, pairs, draws, args.out_dir)
+        row, frames = score_candidate(model, pairs, draws, args.out_dir)
         rows[members] = row
         print(f"{model.name}: mean |HC error| {row[CRITERION]['value']:.3f} mm", flush=True)
-        return row[CRITERION]["value"]
+        return frame_errors(frames)
 
     try:
         if args.uniform:
             members = tuple(range(len(args.checkpoints)))
-            steps = [SoupStep(members, score(members), True)]
+            (value,), common = means_on_common_frames([score(members)])
+            steps = [SoupStep(members, value, value, common, True)]
         else:
             members, steps = greedy_soup(len(args.checkpoints), score)
     except ValueError as error:
@@ -122,11 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = {
         "side": "validation",
-        "criterion": CRITERION,
+        "criterion": COMMON_CRITERION,
         "mode": "uniform" if args.uniform else "greedy",
         "ingredients": [path.name for path in args.checkpoints],
         "steps": [
-            {"members": list(step.members), CRITERION: step.score, "kept": step.kept}
+            {
+                "members": list(step.members),
+                COMMON_CRITERION: step.score,
+                "kept_soup": step.kept_score,
+                "frames": step.frames,
+                "kept": step.kept,
+            }
             for step in steps
         ],
         "chosen": rows[members]["model"],

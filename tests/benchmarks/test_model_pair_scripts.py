@@ -191,16 +191,36 @@ def test_greedy_soup_takes_ingredients_best_first_and_keeps_only_those_that_help
 
     alone = {0: 2.0, 1: 1.5, 2: 1.9, 3: 3.0}
 
-    # Soups score the mean of their ingredients' values, less 0.3 when ingredient 2 is in one
-    # with others: 2 helps, 0 and 3 (alone worse than the soup) do not.
-    def score(members):
+    # Soups err the mean of their ingredients' values on both frames, less 0.3 when ingredient 2
+    # is in one with others: 2 helps, 0 and 3 (alone worse than the soup) do not.
+    def errors(members):
         value = sum(alone[m] for m in members) / len(members)
-        return value - (0.3 if 2 in members and len(members) > 1 else 0.0)
+        value -= 0.3 if 2 in members and len(members) > 1 else 0.0
+        return {"a.png": value, "b.png": value}
 
-    members, steps = greedy_soup(4, score)
+    members, steps = greedy_soup(4, errors)
     assert [step.members for step in steps] == [(1,), (1, 2), (0, 1, 2), (1, 2, 3)]
     assert [step.kept for step in steps] == [True, True, False, False]
     assert members == (1, 2)
     assert steps[1].score == pytest.approx(1.4)
+    assert steps[1].kept_score == pytest.approx(1.5)
+    assert steps[1].frames == 2
     with pytest.raises(ValueError):
-        greedy_soup(0, score)
+        greedy_soup(0, errors)
+
+
+def test_greedy_soup_compares_soups_on_the_frames_both_measured() -> None:
+    from weight_soup import greedy_soup
+
+    # Ingredient 1 alone is the best; the soup (0, 1) errs more on every frame it measures but
+    # refuses the hardest frame, so its own mean (1.0) is lower than 1's (about 1.6).
+    table = {
+        (0,): {"a.png": 2.0, "b.png": 2.0, "c.png": 4.0},
+        (1,): {"a.png": 0.8, "b.png": 0.8, "c.png": 3.2},
+        (0, 1): {"a.png": 1.0, "b.png": 1.0, "c.png": None},
+    }
+    members, steps = greedy_soup(2, table.__getitem__)
+    assert members == (1,)
+    assert steps[1].kept is False
+    assert steps[1].frames == 2
+    assert (steps[1].score, steps[1].kept_score) == pytest.approx((1.0, 0.8))

@@ -363,3 +363,40 @@ def test_the_recomputed_ema_has_its_own_batchnorm_statistics_over_the_frames(
     key = "inc.1.running_mean"
     assert not torch.allclose(teacher.state_dict()[key], expected.state_dict()[key])
     assert torch.allclose(state[key], expected.state_dict()[key], atol=1e-6)
+
+
+def test_candidates_are_ranked_on_the_frames_every_one_measured() -> None:
+    import select_candidate
+
+    steady = {"a.png": 1.0, "b.png": 1.0, "c.png": 5.0}
+    refuses_the_hard_frame = {"a.png": 1.2, "b.png": 1.2, "c.png": None}
+    # Alone the second candidate's mean (1.2) beats the first's (2.33); on a and b it does not.
+    means, common = select_candidate.means_on_common_frames([steady, refuses_the_hard_frame])
+    assert means == pytest.approx([1.0, 1.2])
+    assert common == 2
+    with pytest.raises(ValueError, match="same frames"):
+        select_candidate.means_on_common_frames([steady, {"a.png": 1.0}])
+    with pytest.raises(ValueError, match="no frame"):
+        select_candidate.means_on_common_frames([{"a.png": None}, {"a.png": 1.0}])
+
+
+def test_a_cached_candidate_score_keeps_its_frames(tmp_path: Path, monkeypatch) -> None:
+    import select_candidate
+
+    model = tmp_path / "candidate.onnx"
+    model.write_bytes(b"onnx")
+    frames = [_frame(f"{n:03d}", diff) for n, diff in enumerate([1.0, -2.0, 3.0])]
+    calls = []
+
+    def fake_score(path, pairs, progress):
+        calls.append(path)
+        return frames
+
+    monkeypatch.setattr(select_candidate, "score_model", fake_score)
+    draws = protocol_eval.patient_draws([f.patient for f in frames], 50, 0)
+    row, scored = select_candidate.score_candidate(model, [], draws, tmp_path / "cache")
+    again, cached = select_candidate.score_candidate(model, [], draws, tmp_path / "cache")
+    assert len(calls) == 1  # the second call read the cache
+    assert cached == scored == frames
+    assert again == row
+    assert "frames" not in again
