@@ -58,11 +58,16 @@ def averaged_checkpoint(paths: list[Path], weights: str = "student") -> dict:
         states = [state["teacher"] for state in loaded]
     else:
         states = [state["model"]["state"] for state in loaded]
-    result = loaded[-1]
-    result["model"]["state"] = average_states(states)
-    result["teacher"] = None  # the average is one set of weights
-    result["best"] = None  # the run's validation scores belong to other weights
-    return result
+    return with_weights(loaded[-1], average_states(states))
+
+
+def with_weights(checkpoint: dict, weights: dict) -> dict:
+    """`checkpoint` (loaded) with `weights` as its model: no teacher (the result is one set of
+    weights) and no best score (the run's validation scores belong to other weights)."""
+    checkpoint["model"]["state"] = weights
+    checkpoint["teacher"] = None
+    checkpoint["best"] = None
+    return checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from average_checkpoints import with_weights
 from hc_studio.core.atomic import atomic_write
 from protocol_eval import (
     BOOTSTRAP_DRAWS,
@@ -67,8 +68,7 @@ def export_candidates(checkpoint: Path, out_dir: Path) -> list[Path]:
     paths = [export_checkpoint(checkpoint, student, f"{stem}-student")]
     state = load_checkpoint(checkpoint)
     if state.get("teacher") is not None:
-        state["model"]["state"] = state["teacher"]
-        state["best"] = None  # the run's validation scores are the student's
+        state = with_weights(state, state["teacher"])
         with tempfile.TemporaryDirectory() as folder:
             teacher_checkpoint = Path(folder) / f"{stem}-ema.pt"
             save_checkpoint(teacher_checkpoint, state)
