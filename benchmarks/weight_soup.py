@@ -118,12 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     draws = patient_draws([p.patient for p in pairs], BOOTSTRAP_DRAWS, BOOTSTRAP_SEED)
     rows: dict[tuple[int, ...], dict] = {}
 
+    scored: dict[tuple[int, ...], FrameErrors] = {}
+
     def score(members: tuple[int, ...]) -> FrameErrors:
-        model = soup_model(args.checkpoints, members, args.out_dir)
-        row, frames = score_candidate(model, pairs, draws, args.out_dir)
-        rows[members] = row
-        print(f"{model.name}: mean |HC error| {row[CRITERION]['value']:.3f} mm", flush=True)
-        return frame_errors(frames)
+        if members not in scored:  # the kept soup is compared again at every step
+            model = soup_model(args.checkpoints, members, args.out_dir)
+            row, frames = score_candidate(model, pairs, draws, args.out_dir)
+            rows[members], scored[members] = row, frame_errors(frames)
+            print(f"{model.name}: mean |HC error| {row[CRITERION]['value']:.3f} mm", flush=True)
+        return scored[members]
 
     try:
         if args.uniform:
