@@ -321,3 +321,32 @@ def test_list_methods_prints_every_registered_method_without_torch() -> None:
 def test_train_without_out_is_a_usage_error(capsys) -> None:
     assert main(["train", "--labeled", "x"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def _denormal_survives() -> bool:
+    """Whether 1e-40 (a denormal float32) survives a multiplication."""
+    return bool((torch.tensor([1e-40]) * 1.0).item() != 0.0)
+
+
+def test_cpu_training_flushes_denormals_and_restores_them_after(
+    capsys, monkeypatch, phantom_labelled, tmp_path
+) -> None:
+    """Denormal weights slow x86 arithmetic many times over; a CPU run flushes them to zero,
+    and a run called in this process leaves torch as it found it."""
+    from hc_studio.core.training.commands import train as train_command
+
+    seen: list[bool] = []
+    real_train = train_command._train
+
+    def recording_train(*args, **kwargs):
+        seen.append(_denormal_survives())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(train_command, "_train", recording_train)
+    assert _denormal_survives()
+    code, _, _ = train(
+        capsys, "--labeled", str(phantom_labelled), "--iterations", "1", "--out", str(tmp_path)
+    )
+    assert code == 0
+    assert seen == [False]
+    assert _denormal_survives()

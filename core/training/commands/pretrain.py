@@ -122,13 +122,13 @@ def _settings(args: argparse.Namespace):
 def _device(choice: str, threads: int):
     import torch
 
-    from ..threads import choose_threads
+    from ..threads import start_cpu_training
 
     if choice == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
-    torch.set_num_threads(choose_threads(threads))
+    start_cpu_training(threads)
     return torch.device("cpu")
 
 
@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError
     from ..pretrain import PretrainError, pretrain
+    from ..threads import end_cpu_training
 
     reporter = _Reporter()
     threads_before = torch.get_num_threads()
@@ -171,6 +172,6 @@ def run(args: argparse.Namespace) -> int:
         reporter.emit(Error(message=f"internal error: {type(error).__name__}: {error}"))
         return EXIT_ERROR
     finally:
-        torch.set_num_threads(threads_before)
+        end_cpu_training(threads_before)
     reporter.emit(done)
     return EXIT_OK

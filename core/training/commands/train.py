@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..distributed import init_distributed, shutdown
     from ..stopping import StopSignal
-    from ..threads import choose_threads
+    from ..threads import end_cpu_training, start_cpu_training
 
     threads_before = torch.get_num_threads()
 
@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             device = torch.device("cpu")
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size))
-            torch.set_num_threads(choose_threads(args.threads, local_world))
+            start_cpu_training(args.threads, local_world)
         return _train(args, folder, device, dist_info, reporter, stop)
     except _known_errors() as error:
         reporter.emit(_error_event(str(error)))
@@ -299,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
         reporter.emit(_error_event(f"internal error: {type(error).__name__}: {error}"))
         return EXIT_ERROR
     finally:
-        torch.set_num_threads(threads_before)
+        end_cpu_training(threads_before)
         restore_signal_handlers()
         if writer is not None:
             writer.close()
