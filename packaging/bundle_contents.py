@@ -34,9 +34,10 @@ DEVELOPMENT_MODULES = [
     "pkg_resources", "pip", "importlinter", "grimp", "ruff", "PyInstaller",
 ]  # fmt: skip
 # Parts of dependencies that no code path of the application reaches: the application uses only
-# scikit-image's find_contours, which needs neither SciPy (~75 MB with its BLAS) nor the image
-# filters, features or transforms; Pillow (kept for JPEG 2000 DICOM) needs no AVIF codec. Using
-# more of scikit-image in core/ may need a name taken off this list (the smoke test will say).
+# scikit-image's find_contours (the outlines of imported label masks), which needs neither SciPy
+# (~75 MB with its BLAS) nor the image filters, features or transforms; Pillow (kept for JPEG 2000
+# DICOM) needs no AVIF codec. Using more of scikit-image in core/ may need a name taken off this
+# list (the smoke test will say).
 UNREACHED_MODULES = ["scipy", "PIL._avif", "PIL.AvifImagePlugin"] + [
     f"skimage.{name}"
     for name in (

@@ -155,15 +155,30 @@ def test_subpixel_contour_keeps_the_largest_component_outer_boundary() -> None:
     radius_sq = big.normalised_radius_sq(*contour.T)
     assert radius_sq.min() > 0.9  # nothing on the hole or on the small blob
     assert radius_sq.max() < 1.1
-    np.testing.assert_allclose(contour[0], contour[-1])  # closed
+    # All the way round the outline, not one stretch of it.
+    angle = np.arctan2(contour[:, 1] - big.cy, contour[:, 0] - big.cx)
+    sectors = np.floor((angle + np.pi) / (2 * np.pi) * 36).astype(int) % 36
+    assert set(sectors) == set(range(36))
 
 
 def test_subpixel_contour_closes_around_a_component_on_the_frame_edge() -> None:
     prob = np.zeros((50, 60))
     prob[:20, 10:40] = 1.0
     contour = subpixel_contour(prob)
-    np.testing.assert_allclose(contour[0], contour[-1])
-    assert contour[:, 1].min() == pytest.approx(-0.5)  # half a pixel beyond the first row
+    on_edge = contour[np.isclose(contour[:, 1], -0.5)]  # half a pixel beyond the first row
+    assert sorted(on_edge[:, 0]) == list(range(10, 40))  # closed along the whole cut side
+    assert contour[:, 1].min() == pytest.approx(-0.5)
+
+
+def test_subpixel_contour_keeps_all_of_a_component_whose_parts_touch_at_a_corner() -> None:
+    """Marching squares splits such an outline into one contour per part; the longest of them
+    would leave the other part out of the fit."""
+    prob = np.zeros((40, 40))
+    prob[5:15, 5:15] = 1.0
+    prob[15:35, 15:35] = 1.0  # 8-connected to the first square through (14, 14)-(15, 15)
+    contour = subpixel_contour(prob)
+    assert (contour[:, 0] < 10).any() and (contour[:, 0] > 30).any()
+    assert len(contour) == 2 * (10 + 10) + 2 * (20 + 20)  # every edge pixel's crossing, once
 
 
 def test_map_to_frame_maps_pixel_edges_to_pixel_edges_on_each_axis() -> None:
@@ -286,10 +301,11 @@ def test_window_work_matches_the_whole_frame(cx, cy, a, ratio, angle, grow) -> N
         assert not (inside_grown & ~covered).any()
 
 
+# At (118, 2) some pixels are exactly 0.5: points on the outline that two edges share.
 @pytest.mark.parametrize("centre", [(60.3, 40.7), (3.2, 40.0), (60.0, 77.5), (118.0, 2.0)])
 def test_the_contour_traced_in_the_components_box_is_the_whole_maps_contour(centre) -> None:
-    """`subpixel_contour` traces only the box around the component; on a whole padded map the
-    same contour comes out (a head touching the frame edge included)."""
+    """`subpixel_contour` gives the vertices marching squares traces on the whole padded map
+    (a head touching the frame edge included), each once, in no particular order."""
     from hc_studio.core.ellipse import component_map, subpixel_contour
     from skimage import measure
 
@@ -297,10 +313,16 @@ def test_the_contour_traced_in_the_components_box_is_the_whole_maps_contour(cent
     radius = np.hypot((cols - centre[0]) / 30.0, (rows - centre[1]) / 20.0)
     prob = 1.0 / (1.0 + np.exp((radius - 1.0) * 12.0))
     prob[5:9, 100:104] = 0.9  # a stray blob: not the largest component
-    whole = measure.find_contours(np.pad(component_map(prob), 1), 0.5)
-    outer = max(whole, key=len)
-    expected = np.stack([outer[:, 1] - 1, outer[:, 0] - 1], axis=1)
-    np.testing.assert_allclose(subpixel_contour(prob), expected, rtol=0, atol=1e-9)
+    (whole,) = measure.find_contours(np.pad(component_map(prob), 1), 0.5)
+    closed_once = whole[:-1]  # a closed contour ends on its first point
+    expected = np.stack([closed_once[:, 1] - 1, closed_once[:, 0] - 1], axis=1)
+    contour = subpixel_contour(prob)
+    assert contour.shape == expected.shape
+
+    def in_order(points: np.ndarray) -> np.ndarray:
+        return points[np.lexsort((points[:, 1], points[:, 0]))]
+
+    np.testing.assert_allclose(in_order(contour), in_order(expected), rtol=0, atol=1e-9)
 
 
 def test_one_labelling_pass_gives_the_largest_component_and_every_area() -> None:
