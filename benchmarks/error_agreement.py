@@ -23,14 +23,12 @@ Without `--models`, the CSV must hold exactly two models.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from hc_studio.core.atomic import atomic_write
 from protocol_eval import (
     BOOTSTRAP_DRAWS,
     BOOTSTRAP_SEED,
@@ -38,7 +36,9 @@ from protocol_eval import (
     FrameScore,
     bootstrap,
     patient_draws,
+    print_intervals,
     read_per_frame,
+    write_summary,
 )
 
 
@@ -138,16 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"error: {args.per_frame}: {error}", file=sys.stderr)
         return 2
-    for name, value in summary["statistics"].items():
-        print(f"{name:22s} {value['value']:8.3f}  [{value['low']:.3f}, {value['high']:.3f}]")
+    print_intervals(summary["statistics"])
     print(
         f"over {LARGE_ERROR_MM:g} mm: {summary['large_first']} ({names[0]}), "
         f"{summary['large_second']} ({names[1]}), {summary['large_both']} both"
     )
     if args.json:
-        with atomic_write(args.json) as handle:
-            json.dump(summary, handle, indent=1)
-            handle.write("\n")
+        write_summary(args.json, summary)
     return 0
 
 

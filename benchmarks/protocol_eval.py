@@ -222,6 +222,19 @@ def bootstrap(
     return {"value": point, "low": float(low), "high": float(high)}
 
 
+def print_intervals(statistics: dict[str, dict[str, float]], width: int = 22) -> None:
+    """One line per statistic of `bootstrap` results: name, value [low, high]."""
+    for name, value in statistics.items():
+        print(f"{name:{width}s} {value['value']:8.3f}  [{value['low']:.3f}, {value['high']:.3f}]")
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    """A summary as indented JSON, written atomically."""
+    with atomic_write(path) as handle:
+        json.dump(summary, handle, indent=1)
+        handle.write("\n")
+
+
 def tercile_edges(frames: Sequence[FrameScore]) -> list[float]:
     """The pixel sizes that cut the frames into three equal groups."""
     sizes = _values(frames, "pixel_mm")

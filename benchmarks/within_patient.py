@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -41,14 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from hc_studio.core.atomic import atomic_write
 from protocol_eval import (
     BOOTSTRAP_DRAWS,
     BOOTSTRAP_SEED,
     FrameScore,
     bootstrap,
     patient_draws,
+    print_intervals,
     read_per_frame,
+    write_summary,
 )
 
 
@@ -201,12 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{summary['pairs']} pairs of frames of {summary['patients']} patients")
-    for name, value in summary["statistics"].items():
-        print(f"{name:28s} {value['value']:7.3f}  [{value['low']:.3f}, {value['high']:.3f}]")
+    print_intervals(summary["statistics"], width=28)
     if args.json:
-        with atomic_write(args.json) as handle:
-            json.dump(summary, handle, indent=1)
-            handle.write("\n")
+        write_summary(args.json, summary)
     return 0
 
 
