@@ -72,8 +72,29 @@ def test_exported_weights_load_back_exactly(tmp_path) -> None:
             assert torch.equal(state[key], value), key
 
 
+def test_negligible_weights_are_written_as_zero(tmp_path) -> None:
+    """Weights below 1e-12 change no output, but their products are denormal floats that the
+    CPU handles many times slower: the file holds exact zeros there, and the rest as trained."""
+    net = _trained_looking_net()
+    first_conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        flat = first_conv.weight.view(-1)
+        flat[:3] = torch.tensor([1e-20, -1e-13, 1e-11])
+    path = tmp_path / "model.onnx"
+    worst = export_network(net, path, ModelMetadata("tiny", 32, 48, architecture=net.config))
+    assert worst <= 1e-4
+    _, state = load_onnx_weights(path)
+    name = next(k for k, v in net.named_parameters() if v is first_conv.weight)
+    written = state[name].view(-1)
+    assert written[:2].tolist() == [0.0, 0.0]
+    assert written[2].item() == pytest.approx(1e-11)
+    assert torch.equal(written[3:], first_conv.weight.view(-1)[3:])
+    model = onnx.load(str(path))
+    assert export_onnx.flush_negligible_weights(model) == 0  # nothing negligible is left
+
+
 def test_a_parity_failure_raises_and_writes_nothing(tmp_path, monkeypatch) -> None:
-    original = export_onnx._with_metadata
+    original = export_onnx._finished_graph
 
     def corrupt(graph: bytes, properties) -> bytes:
         model = onnx.load_from_string(original(graph, properties))
@@ -81,7 +102,7 @@ def test_a_parity_failure_raises_and_writes_nothing(tmp_path, monkeypatch) -> No
         weight.raw_data = (onnx.numpy_helper.to_array(weight) * 5).astype(np.float32).tobytes()
         return model.SerializeToString()
 
-    monkeypatch.setattr(export_onnx, "_with_metadata", corrupt)
+    monkeypatch.setattr(export_onnx, "_finished_graph", corrupt)
     path = tmp_path / "model.onnx"
     with pytest.raises(ExportParityError, match="does not match torch"):
         export_network(_trained_looking_net(), path, ModelMetadata("tiny", 32, 48))
