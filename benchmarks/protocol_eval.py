@@ -26,7 +26,7 @@ model's own figures keep all of its frames, and `common` says how many frames th
 rest on.
 
     python benchmarks/protocol_eval.py DATA_DIR --split docs/results/protocol_split.json \\
-        --side test --model NEW.onnx --baseline models/hc_head_ersr_v2.onnx --json OUT.json
+        --side test --model NEW.onnx --baseline models/hc_head_ersr_v3.onnx --json OUT.json
 
 DATA_DIR is the HC18 `training_set` (full resolution); its CSV is found beside it.
 `--per-frame OUT.csv` writes every frame's values (model, frame, ..., pass_disagreement); a

@@ -52,7 +52,7 @@ def assert_refused_without_numbers(record) -> None:
 
 def test_an_all_black_frame_gives_no_numbers(shipped_engine) -> None:
     # hc-head-ersr-v1 drew an ellipse on black (reported as HC 102 mm, "review"), which the
-    # check refuses as a blank frame; hc-head-ersr-v2 finds no head there at all. Either way:
+    # check refuses as a blank frame; hc-head-ersr-v2 found no head there at all. Either way:
     # a failure without numbers, and a refusal says why.
     record = measure_frame(frame_of(np.zeros(FRAME_HW), Spacing.square(0.14)), shipped_engine)
     record = record.record
