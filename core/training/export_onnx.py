@@ -43,6 +43,7 @@ PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, onnxruntime vs t
 # weights below 1e-10 ran in 72 ms a call instead of 22 (docs/benchmarks.md 3o). Zeroing those
 # below 1e-12 gave bit-identical outputs at 22 ms; the parity check still compares with torch.
 NEGLIGIBLE_WEIGHT = 1e-12
+WEIGHT_OPERATORS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # input 1 is the weight
 OPSET = 17
 
 
@@ -127,13 +128,23 @@ def _graph_bytes(wrapper: nn.Module, image_size: tuple[int, int]) -> bytes:
 
 
 def flush_negligible_weights(model) -> int:
-    """Set the float initializers of an `onnx.ModelProto` whose magnitude is below
-    `NEGLIGIBLE_WEIGHT` to exactly 0, in place; returns how many were changed."""
+    """Set the weights of the convolutions and matrix products of an `onnx.ModelProto` whose
+    magnitude is below `NEGLIGIBLE_WEIGHT` to exactly 0, in place; returns how many changed.
+
+    Only the weight operands: those are what multiply activations. BatchNorm's statistics and
+    every other initializer stay as trained (`load_onnx_weights` gives them back exactly)."""
     import numpy as np
     from onnx import numpy_helper
 
+    weights = {
+        node.input[1]
+        for node in model.graph.node
+        if node.op_type in WEIGHT_OPERATORS and len(node.input) > 1
+    }
     changed = 0
     for index, initializer in enumerate(model.graph.initializer):
+        if initializer.name not in weights:
+            continue
         values = numpy_helper.to_array(initializer)
         if values.dtype not in (np.float32, np.float64):
             continue

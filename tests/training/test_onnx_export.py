@@ -89,6 +89,9 @@ def test_negligible_weights_are_written_as_zero(tmp_path) -> None:
     assert written[:2].tolist() == [0.0, 0.0]
     assert written[2].item() == pytest.approx(1e-11)
     assert torch.equal(written[3:], first_conv.weight.view(-1)[3:])
+    for key, value in net.state_dict().items():  # the rest, BatchNorm included, as trained
+        if key != name and not key.endswith("num_batches_tracked"):
+            assert torch.equal(state[key], value), key
     model = onnx.load(str(path))
     assert export_onnx.flush_negligible_weights(model) == 0  # nothing negligible is left
 
