@@ -35,6 +35,7 @@ import argparse
 import itertools
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,7 @@ class FramePair:
 def frame_pairs(frames: Sequence[FrameScore]) -> list[FramePair]:
     """Every pair of measured frames of one patient (a patient with three frames gives three),
     in the order the frames come; a file listed twice is refused."""
-    files = [frame.file for frame in frames]
-    repeated = sorted({file for file in files if files.count(file) > 1})
+    repeated = sorted(file for file, n in Counter(f.file for f in frames).items() if n > 1)
     if repeated:
         raise ValueError(f"frames listed more than once: {', '.join(repeated)}")
     measured: dict[str, list[FrameScore]] = {}
