@@ -477,6 +477,27 @@ class InfiniteSampler:
         self.cursor = int(state["cursor"])
 
 
+def network_pixel_mm(infos: Sequence[FrameInfo], size: tuple[int, int]) -> torch.Tensor | None:
+    """(N,) millimetres per pixel of the network input (`size` = (h, w)) for each frame, the mean
+    of its two axes; None when a frame has no pixel size (uncalibrated) or there is no frame.
+
+    A frame resized from (H, W) to (h, w) has pixels (H/h) x (W/w) times its own: an error of
+    one network pixel costs that many millimetres of the frame's HC.
+    """
+    if not infos or not all(info.spacing.calibrated for info in infos):
+        return None
+    h, w = size
+    values = [
+        (
+            info.spacing.row_mm * info.frame_shape[0] / h
+            + info.spacing.col_mm * info.frame_shape[1] / w
+        )
+        / 2
+        for info in infos
+    ]
+    return torch.tensor(values, dtype=torch.float32)
+
+
 def as_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (B, 1, h, w) 0..255 -> float32 0..1 on `device`."""
     return images.to(device, non_blocking=True).float().div_(255.0)

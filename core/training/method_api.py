@@ -40,11 +40,14 @@ class Batch:
     labelled_masks: (Bl, 1, H, W) float in {0, 1}.
     unlabelled_images: (Bu, 1, H, W) float in 0..1, or None during the supervised warm-up and for
         methods with `uses_unlabelled = False`.
+    labelled_pixel_mm: (Bl,) millimetres per network-input pixel of each labelled frame, or None
+        when a labelled frame of the run has no pixel size (`data.network_pixel_mm`).
     """
 
     labelled_images: Tensor
     labelled_masks: Tensor
     unlabelled_images: Tensor | None = None
+    labelled_pixel_mm: Tensor | None = None
 
 
 @dataclass

@@ -38,7 +38,7 @@ from .checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from .data import FrameSet, InfiniteSampler, PreparedData, as_float
+from .data import FrameSet, InfiniteSampler, PreparedData, as_float, network_pixel_mm
 from .distributed import (
     DistInfo,
     any_rank,
@@ -191,6 +191,9 @@ class Trainer:
         }
         self.optimizer = self._make_optimizer()
         self.labelled = self._on_device(data.labelled)
+        self.labelled_pixel_mm = network_pixel_mm(data.labelled.infos, s.image_size)
+        if self.labelled_pixel_mm is not None:
+            self.labelled_pixel_mm = self.labelled_pixel_mm.to(self.device)
         self.unlabelled = self._on_device(unlabelled)
         self.validation = data.validation
         rank, world = self.dist.rank, self.dist.world_size
@@ -282,8 +285,7 @@ class Trainer:
 
     # ------------------------------------------------------------ one step
 
-    def _draw(self, frames: FrameSet, sampler: InfiniteSampler, with_masks: bool):
-        index = sampler.next_indices().to(self.device)
+    def _draw(self, frames: FrameSet, index: torch.Tensor, with_masks: bool):
         images = as_float(frames.images[index], self.device)
         masks = frames.masks[index].float() if with_masks else None
         if self.settings.augment:
@@ -291,11 +293,14 @@ class Trainer:
         return images.contiguous(memory_format=torch.channels_last), masks
 
     def _batch(self, step: int) -> Batch:
-        images, masks = self._draw(self.labelled, self.labelled_sampler, with_masks=True)
+        index = self.labelled_sampler.next_indices().to(self.device)
+        images, masks = self._draw(self.labelled, index, with_masks=True)
+        pixel_mm = self.labelled_pixel_mm[index] if self.labelled_pixel_mm is not None else None
         unlabelled = None
         if self.unlabelled_sampler is not None and step >= self.settings.warmup_iterations:
-            unlabelled, _ = self._draw(self.unlabelled, self.unlabelled_sampler, with_masks=False)
-        return Batch(images, masks, unlabelled)
+            unlabelled_index = self.unlabelled_sampler.next_indices().to(self.device)
+            unlabelled, _ = self._draw(self.unlabelled, unlabelled_index, with_masks=False)
+        return Batch(images, masks, unlabelled, pixel_mm)
 
     def _step(self, step: int) -> tuple[StepOutput, int]:
         """One optimisation step; returns the method's output and the images it consumed."""

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from hc_studio.core.spacing import Spacing
 from hc_studio.core.training import checkpoint as checkpoint_module
 from hc_studio.core.training.checkpoint import (
     CheckpointError,
@@ -15,7 +16,7 @@ from hc_studio.core.training.checkpoint import (
     load_network_state,
     save_checkpoint,
 )
-from hc_studio.core.training.data import FrameSet, PreparedData
+from hc_studio.core.training.data import FrameInfo, FrameSet, PreparedData
 from hc_studio.core.training.stopping import StopSignal
 from hc_studio.core.training.trainer import Trainer, TrainSettings
 from hc_studio.models.unet import UNet
@@ -100,7 +101,8 @@ class _Events:
 
 def _tiny_trainer(tmp_path, width: int) -> Trainer:
     images = torch.zeros(2, 1, 32, 48, dtype=torch.uint8)
-    frames = FrameSet(images, images.clone(), [None, None])
+    info = FrameInfo("frame.png", 0, "001", Spacing.uncalibrated(), (32, 48))
+    frames = FrameSet(images, images.clone(), [info, info])
     empty = FrameSet(images[:0], images[:0], [])
     settings = TrainSettings(
         method="mean-teacher", iterations=2, batch_size=2, image_size=(32, 48), width=width

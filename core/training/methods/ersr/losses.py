@@ -46,15 +46,40 @@ def distance_loss(logits: Tensor, target: Tensor) -> Tensor:
     return (signed_distances(target) * (torch.sigmoid(logits) - target)).mean()
 
 
-def ersr_supervised_loss(logits: Tensor, target: Tensor, distance_weight: float = 0.0) -> Tensor:
+def ersr_supervised_loss(
+    logits: Tensor,
+    target: Tensor,
+    distance_weight: float = 0.0,
+    sample_weights: Tensor | None = None,
+) -> Tensor:
     """ERSR's supervised term: (Dice-focal + BCE) / 2, Dice-focal being Dice + focal (gamma 2),
     plus `distance_weight` x `distance_loss` when that weight is not 0.
 
-    `logits`, `target`: (B, 1, H, W); target in {0, 1}.
+    `logits`, `target`: (B, 1, H, W); target in {0, 1}. `sample_weights` (B,), when given, weigh
+    each frame's loss (a weighted mean over the batch: weights of mean 1 keep the loss's scale).
     """
+    if sample_weights is not None:
+        return (per_frame_supervised_loss(logits, target, distance_weight) * sample_weights).mean()
     dice_focal = soft_dice_loss(torch.sigmoid(logits), target) + focal_loss(logits, target)
     bce = F.binary_cross_entropy_with_logits(logits, target)
     loss = (dice_focal + bce) / 2
     if distance_weight:
         loss = loss + distance_weight * distance_loss(logits, target)
+    return loss
+
+
+def per_frame_supervised_loss(
+    logits: Tensor, target: Tensor, distance_weight: float = 0.0
+) -> Tensor:
+    """(B,) `ersr_supervised_loss` of each frame on its own (its mean is the batch's loss)."""
+    dims = (1, 2, 3)
+    prob = torch.sigmoid(logits)
+    intersection = (prob * target).sum(dims)
+    total = prob.sum(dims) + target.sum(dims)
+    dice = 1.0 - (2.0 * intersection + 1e-5) / (total + 1e-5)  # as losses.soft_dice_loss
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    focal = ((1 - torch.exp(-bce)) ** 2 * bce).mean(dims)
+    loss = (dice + focal + bce.mean(dims)) / 2
+    if distance_weight:
+        loss = loss + distance_weight * (signed_distances(target) * (prob - target)).mean(dims)
     return loss

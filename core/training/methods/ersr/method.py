@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,10 @@ class ERSRConfig:
     # Weight of deep supervision (core.training.deep_supervision): L_sup of the decoder's coarser
     # levels through training-only heads, added to L_sup; 0 keeps the paper's L_sup.
     deep_supervision_weight: float = 0.0
+    # Weigh each labelled frame's L_sup by its millimetres per network pixel (relative to the
+    # batch's mean): HC error is read in mm, and one pixel of outline error costs a large head's
+    # frame up to three times what it costs a small one's. Needs every labelled frame's pixel size.
+    pixel_size_weighting: bool = False
 
     def __post_init__(self) -> None:
         # A negative weight would reward a wrong outline: refuse it rather than train on it.
@@ -123,23 +128,41 @@ class ERSR(Method):
         return logits, features["levels"]
 
     def supervised_loss(
-        self, logits: Tensor, masks: Tensor, levels: list[Tensor] | None = None
+        self,
+        logits: Tensor,
+        masks: Tensor,
+        levels: list[Tensor] | None = None,
+        pixel_mm: Tensor | None = None,
     ) -> Tensor:
         """L_sup of both stages on the first len(masks) frames of `logits` (and `levels`), with
-        the boundary term when `distance_loss_weight` is set and the decoder levels' L_sup when
-        `deep_supervision_weight` is."""
+        the boundary term when `distance_loss_weight` is set, the decoder levels' L_sup when
+        `deep_supervision_weight` is, and each frame weighted by `pixel_mm` (its millimetres per
+        network pixel) when `pixel_size_weighting` is."""
         count = masks.shape[0]
-        loss = ersr_supervised_loss(logits[:count], masks, self.config.distance_loss_weight)
+        weights = self.frame_weights(pixel_mm)
+        loss_fn = partial(ersr_supervised_loss, sample_weights=weights)
+        loss = loss_fn(logits[:count], masks, self.config.distance_loss_weight)
         if self.aux_heads is not None and levels is not None:
             level_logits = self.aux_heads([level[:count] for level in levels], masks.shape[-2:])
-            deep = deep_supervision_loss(level_logits, masks, ersr_supervised_loss)
+            deep = deep_supervision_loss(level_logits, masks, loss_fn)
             loss = loss + self.config.deep_supervision_weight * deep
         return loss
+
+    def frame_weights(self, pixel_mm: Tensor | None) -> Tensor | None:
+        """(B,) weights of mean 1 proportional to `pixel_mm`, or None when not weighting."""
+        if not self.config.pixel_size_weighting:
+            return None
+        if pixel_mm is None:
+            raise ValueError(
+                "option pixel_size_weighting needs the pixel size of every labelled frame: "
+                "give --pixel-csv covering them (or DICOM frames with a pixel spacing)"
+            )
+        return pixel_mm / pixel_mm.mean()
 
     def warmup_step(self, batch: Batch, step: int) -> StepOutput:
         """Stage 1 uses ERSR's supervised loss, so both stages optimise the same L_sup."""
         logits, levels = self.student_forward(batch.labelled_images)
-        loss = self.supervised_loss(logits, batch.labelled_masks, levels)
+        loss = self.supervised_loss(logits, batch.labelled_masks, levels, batch.labelled_pixel_mm)
         return StepOutput(loss, {"sup": float(loss.detach())})
 
     def kept_indices(self, teacher_prob: Tensor, step: int) -> Tensor:
@@ -197,7 +220,7 @@ class ERSR(Method):
             parts.append(self.mirrored_inputs(kept_frames, labels))
         # One forward over every input: BatchNorm sees the whole step, as in the mean teacher.
         logits, levels = self.student_forward(torch.cat(parts))
-        sup = self.supervised_loss(logits, batch.labelled_masks, levels)
+        sup = self.supervised_loss(logits, batch.labelled_masks, levels, batch.labelled_pixel_mm)
         student_prob = torch.sigmoid(logits[n_labelled : n_labelled + n_kept])
         terms = {"seg": F.mse_loss(student_prob, labels.refinement.pseudo_label)}
         if symmetric:
