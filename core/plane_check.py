@@ -30,7 +30,7 @@ import numpy as np
 from .biometry import biometry_from_ellipse
 from .ellipse import Components, Ellipse, ellipse_on_map_grid
 from .ellipse_field import EllipseField, field_for
-from .order_stats import median
+from .order_stats import median, percentile
 from .spacing import Spacing
 
 # Plausible fetal HC in mm. Below 50: before ~11 weeks, where a head is measured by CRL, not HC
@@ -218,7 +218,7 @@ def plane_features(
     skull = frame_mean if math.isnan(skull) else skull
     inside = skull if math.isnan(inside) else inside
     outside = skull if math.isnan(outside) else outside
-    skull_p90 = float(np.percentile(wide_grey, 90)) if wide_grey.size else skull
+    skull_p90 = percentile(wide_grey, 90) if wide_grey.size else skull
     inside_median = median(inside_grey) if inside_grey.size else inside
     fine = cv2.GaussianBlur(grey, (0, 0), 1.0)
     np.abs(np.subtract(grey, fine, out=fine), out=fine)  # |grey - blurred|, in place
