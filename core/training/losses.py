@@ -12,10 +12,15 @@ def soft_dice_loss(probabilities: Tensor, targets: Tensor, eps: float = 1e-5) ->
 
     probabilities, targets: (B, 1, H, W) in [0, 1] (targets may be soft).
     """
+    return soft_dice_per_sample(probabilities, targets, eps).mean()
+
+
+def soft_dice_per_sample(probabilities: Tensor, targets: Tensor, eps: float = 1e-5) -> Tensor:
+    """(B,) 1 - soft Dice of each sample over its own pixels (`soft_dice_loss` before the mean)."""
     dims = tuple(range(1, probabilities.dim()))
     intersection = (probabilities * targets).sum(dims)
     total = probabilities.sum(dims) + targets.sum(dims)
-    return (1.0 - (2.0 * intersection + eps) / (total + eps)).mean()
+    return 1.0 - (2.0 * intersection + eps) / (total + eps)
 
 
 def supervised_loss(logits: Tensor, masks: Tensor) -> Tensor:

@@ -12,15 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...losses import soft_dice_loss
+from ...losses import soft_dice_loss, soft_dice_per_sample
 from .filtering import distance_transforms
 
 
 def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0) -> Tensor:
     """Binary focal loss (Lin et al. 2017) on logits, mean over pixels; gamma=0 gives BCE."""
+    return focal_map(logits, target, gamma).mean()
+
+
+def focal_map(logits: Tensor, target: Tensor, gamma: float = 2.0) -> Tensor:
+    """The focal loss of each pixel (`focal_loss` before the mean)."""
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     prob_true = torch.exp(-bce)  # the probability given to the true class
-    return ((1 - prob_true) ** gamma * bce).mean()
+    return (1 - prob_true) ** gamma * bce
 
 
 def signed_distances(masks: Tensor) -> Tensor:
@@ -74,12 +79,10 @@ def per_frame_supervised_loss(
     """(B,) `ersr_supervised_loss` of each frame on its own (its mean is the batch's loss)."""
     dims = (1, 2, 3)
     prob = torch.sigmoid(logits)
-    intersection = (prob * target).sum(dims)
-    total = prob.sum(dims) + target.sum(dims)
-    dice = 1.0 - (2.0 * intersection + 1e-5) / (total + 1e-5)  # as losses.soft_dice_loss
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    focal = ((1 - torch.exp(-bce)) ** 2 * bce).mean(dims)
-    loss = (dice + focal + bce.mean(dims)) / 2
+    dice = soft_dice_per_sample(prob, target)
+    focal = focal_map(logits, target).mean(dims)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dims)
+    loss = (dice + focal + bce) / 2
     if distance_weight:
         loss = loss + distance_weight * (signed_distances(target) * (prob - target)).mean(dims)
     return loss
