@@ -166,6 +166,13 @@ class TrainSettings:
         True,
         "Augmentation of the training frames (flips, intensity, scale); this flag turns it off",
     )
+    shadow_augment: float = setting(
+        0.0,
+        "Share of training frames that get a simulated acoustic shadow (a darkened vertical "
+        "band, masks unchanged) as part of the augmentation.",
+        type=fraction(low_open=False),
+        metavar="P",
+    )
     method_options: dict[str, str] = setting(
         {},
         "A field of the method's Config, e.g. --set noise_std=0.05 (repeatable).",

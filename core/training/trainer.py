@@ -30,7 +30,7 @@ from torch import nn
 from ..events import Checkpoint, Done, EventSink, Progress, Status, Validation
 from ..run_folder import RunFolder
 from ..training_settings import TrainSettings
-from .augment import augment
+from .augment import AugmentConfig, augment
 from .checkpoint import (
     CheckpointError,
     capture_rng,
@@ -206,6 +206,7 @@ class Trainer:
             else None
         )
         self.augment_generator = torch.Generator().manual_seed(s.seed * 1009 + rank + 1)
+        self.augment_config = AugmentConfig(shadow=s.shadow_augment)
         seed_everything(s.seed * 7919 + rank)  # each rank's own stream for method randomness
 
     def _make_teacher(self) -> nn.Module:
@@ -289,7 +290,10 @@ class Trainer:
         images = as_float(frames.images[index], self.device)
         masks = frames.masks[index].float() if with_masks else None
         if self.settings.augment:
-            images, masks = augment(images, masks, self.augment_generator)
+            # Shadows only on labelled frames: their reference outline crosses the shadow, while
+            # a teacher's pseudo-label of a shadowed frame would only repeat its guess there.
+            config = self.augment_config if with_masks else AugmentConfig()
+            images, masks = augment(images, masks, self.augment_generator, config)
         return images.contiguous(memory_format=torch.channels_last), masks
 
     def _batch(self, step: int) -> Batch:

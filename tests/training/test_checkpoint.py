@@ -99,16 +99,21 @@ class _Events:
         self.events.append(event)
 
 
-def _tiny_trainer(tmp_path, width: int) -> Trainer:
+def _tiny_trainer(tmp_path, width: int, **settings) -> Trainer:
     images = torch.zeros(2, 1, 32, 48, dtype=torch.uint8)
     info = FrameInfo("frame.png", 0, "001", Spacing.uncalibrated(), (32, 48))
     frames = FrameSet(images, images.clone(), [info, info])
     empty = FrameSet(images[:0], images[:0], [])
-    settings = TrainSettings(
-        method="mean-teacher", iterations=2, batch_size=2, image_size=(32, 48), width=width
+    run_settings = TrainSettings(
+        method="mean-teacher",
+        iterations=2,
+        batch_size=2,
+        image_size=(32, 48),
+        width=width,
+        **settings,
     )
     data = PreparedData(frames, empty, empty)
-    return Trainer(settings, data, tmp_path, _Events(), StopSignal(), torch.device("cpu"))
+    return Trainer(run_settings, data, tmp_path, _Events(), StopSignal(), torch.device("cpu"))
 
 
 def test_resuming_from_a_checkpoint_of_another_architecture(tmp_path) -> None:
@@ -139,3 +144,23 @@ def test_load_network_names_a_checkpoint_without_one(tmp_path) -> None:
     save_checkpoint(tmp_path / "other.pt", {"iteration": 3})
     with pytest.raises(CheckpointError, match=r"^other\.pt: holds no network"):
         load_network(tmp_path / "other.pt")
+
+
+def test_the_trainer_shadows_labelled_frames_only(tmp_path) -> None:
+    plain = _tiny_trainer(tmp_path / "plain", width=4)
+    shadowed = _tiny_trainer(tmp_path / "shadowed", width=4, shadow_augment=0.999)
+    for trainer in (plain, shadowed):
+        trainer.labelled.images.fill_(200)  # an even echo everywhere: a shadow shows
+    index = torch.arange(2)
+    labelled = [t._draw(t.labelled, index, with_masks=True) for t in (plain, shadowed)]
+    assert torch.equal(labelled[0][1], labelled[1][1])
+    assert (labelled[1][0] < labelled[0][0] - 0.05).any()
+    # Unlabelled draws of fresh trainers (the shadow's numbers moved the generator above).
+    fresh = [
+        _tiny_trainer(tmp_path / name, width=4, **extra)
+        for name, extra in (("a", {}), ("b", {"shadow_augment": 0.999}))
+    ]
+    for trainer in fresh:
+        trainer.labelled.images.fill_(200)
+    unlabelled = [t._draw(t.labelled, index, with_masks=False) for t in fresh]
+    assert torch.equal(unlabelled[0][0], unlabelled[1][0])

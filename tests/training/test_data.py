@@ -215,3 +215,33 @@ def test_an_exported_correction_folder_trains_as_it_is(tmp_path) -> None:
     options = DataOptions(labelled_dir=tmp_path / "learned", image_size=(32, 48), val_fraction=0)
     prepared = prepare_data(options)
     assert len(prepared.labelled) == 3 and not prepared.problems
+
+
+def test_shadow_darkens_a_vertical_band_and_leaves_masks_alone() -> None:
+    images = torch.full((6, 1, 16, 64), 0.5)
+    masks = torch.zeros(6, 1, 16, 64)
+    masks[:, :, 4:12, 16:48] = 1.0
+    still = AugmentConfig(
+        flip_x=0, flip_y=0, rotate_deg=0, scale=0, shift=0, brightness=0, contrast=0, gamma=0
+    )
+    shadowed = AugmentConfig(**{**still.__dict__, "shadow": 1.0 - 1e-9})
+    out_images, out_masks = augment(images, masks, torch.Generator().manual_seed(1), shadowed)
+    assert torch.equal(out_masks, masks)
+    # Every frame is darker somewhere, never brighter, and the same down each column.
+    assert (out_images <= 0.5 + 1e-6).all()
+    assert (out_images.amin(dim=(1, 2, 3)) < 0.5 * (1 - 0.4) + 1e-3).all()
+    assert torch.allclose(out_images, out_images[:, :, :1, :].expand_as(out_images))
+    # Outside its band a frame keeps its echo: the band is at most 20 % of the width.
+    untouched = (out_images == 0.5).float().mean(dim=(1, 2, 3))
+    assert (untouched >= 0.8 - 1 / 64).all()
+
+
+def test_no_shadow_keeps_the_augmentations_of_runs_made_before_it() -> None:
+    images = torch.rand(4, 1, 32, 48, generator=torch.Generator().manual_seed(3))
+    masks = (images > 0.5).float()
+    plain = augment(images, masks, torch.Generator().manual_seed(0), AugmentConfig())
+    again = augment(images, masks, torch.Generator().manual_seed(0), AugmentConfig(shadow=0.0))
+    assert torch.equal(plain[0], again[0]) and torch.equal(plain[1], again[1])
+    shadowed = augment(images, masks, torch.Generator().manual_seed(0), AugmentConfig(shadow=0.5))
+    assert torch.equal(shadowed[1], plain[1])  # the geometry is drawn first: the same masks
+    assert not torch.equal(shadowed[0], plain[0])
