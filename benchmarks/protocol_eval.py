@@ -390,7 +390,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="HC18 training_set")
     parser.add_argument("--split", type=Path, required=True, help="protocol_split.json")
-    parser.add_argument("--side", default="test", choices=("validation", "test"))
+    parser.add_argument(
+        "--side",
+        default="test",
+        choices=("validation", "test", "train"),
+        help="the frames to score; train: how closely a model fits the frames that trained it "
+        "(a diagnostic of under- or overfitting, never a test)",
+    )
     parser.add_argument("--model", type=Path, required=True, help="the candidate ONNX model")
     parser.add_argument("--baseline", type=Path, help="ONNX model scored beside it")
     parser.add_argument("--thresholds", type=Path, help="review thresholds JSON to report")

@@ -400,3 +400,14 @@ def test_a_cached_candidate_score_keeps_its_frames(tmp_path: Path, monkeypatch) 
     assert cached == scored == frames
     assert again == row
     assert "frames" not in again
+
+
+def test_the_train_side_can_be_scored_as_a_fit_diagnostic() -> None:
+    args = protocol_eval.parse_args(
+        ["data", "--split", str(REPO_SPLIT), "--side", "train", "--model", "m.onnx", "--json", "o"]
+    )
+    assert args.side == "train"
+    frames = protocol_eval.split_frames(REPO_SPLIT, args.side)
+    assert len(frames) == 639 and not set(frames) & set(
+        protocol_eval.split_frames(REPO_SPLIT, "test")
+    )
