@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .ellipse import Ellipse
+from .order_stats import percentile
 
 BAND_RADIUS = (0.8, 1.2)  # normalised radius of the skull band around the fitted ellipse
 INSIDE_RADIUS = 0.6  # the brain, well inside the skull
@@ -61,5 +62,5 @@ def image_quality(pixels: np.ndarray, ellipse_px: Ellipse) -> ImageQuality | Non
         return None
     grey = padded[inner]
     edge = float(np.hypot(gx[inner], gy[inner])[band].mean())
-    contrast = float(np.percentile(grey[band], SKULL_PERCENTILE) - grey[inside].mean())
+    contrast = percentile(grey[band], SKULL_PERCENTILE) - float(grey[inside].mean())
     return ImageQuality(edge_strength=edge, contrast=contrast)

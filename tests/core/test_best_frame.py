@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -142,6 +145,23 @@ def test_blur_and_low_contrast_lower_the_image_quality() -> None:
     # An ellipse whose skull band lies outside the frame has no quality.
     far = Ellipse.normalised(5000.0, 5000.0, 60.0, 45.0, 0.0)
     assert image_quality(phantom.image, far) is None
+
+
+def test_image_quality_stays_off_numpy_ma() -> None:
+    """Its skull percentile comes from one partition (`core.order_stats`): numpy's percentile
+    imports numpy.ma (about 20 ms) inside the first frame a clip ranks."""
+    code = (
+        "import sys\n"
+        "from hc_studio.core.image_quality import image_quality\n"
+        "from hc_studio.core.phantom import make_phantom\n"
+        "phantom = make_phantom(seed=3)\n"
+        "assert image_quality(phantom.image, phantom.ellipse_px) is not None\n"
+        "print('numpy.ma' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_quality_term_is_relative_to_the_clip_median() -> None:
