@@ -135,11 +135,22 @@ class UNet(nn.Module):
 
 
 class ExportWrapper(nn.Module):
-    """The network as shipped: image (B, 1, H, W) in 0..1 -> probability (B, 1, H, W)."""
+    """The network as shipped: image (B, 1, H, W) in 0..1 -> probability (B, 1, H, W).
 
-    def __init__(self, network: nn.Module) -> None:
+    `flip_average`: the probability is the mean of the network's on the image and, mirrored
+    back, on the image mirrored left-right (test-time flip augmentation). Both run as one batch
+    of 2B in the one graph, so a caller still makes one call per frame.
+    """
+
+    def __init__(self, network: nn.Module, flip_average: bool = False) -> None:
         super().__init__()
         self.network = network
+        self.flip_average = flip_average
 
     def forward(self, image: Tensor) -> Tensor:
-        return torch.sigmoid(self.network(image))
+        if not self.flip_average:
+            return torch.sigmoid(self.network(image))
+        both = torch.sigmoid(self.network(torch.cat([image, image.flip(-1)])))
+        # (2B, 1, H, W) -> (2, B, 1, H, W): the first half saw the image, the second its mirror.
+        halves = both.reshape(2, -1, *both.shape[1:])
+        return (halves[0] + halves[1].flip(-1)) / 2

@@ -33,6 +33,10 @@ from ..run_folder import RunFolder
 from .checkpoint import CheckpointError, load_checkpoint
 
 ARCHITECTURE_KEY = "hc_studio.architecture"
+# "flip-average" when the graph averages the network's output on the image and its mirror
+# (`ExportWrapper.flip_average`), "none" otherwise; kept when a model is exported again.
+TEST_TIME_KEY = "hc_studio.test_time"
+FLIP_AVERAGE = "flip-average"
 # An int8 model's convolutions cannot be turned back into the U-Net's layers (batch norm is
 # folded in): it names the float model it was quantised from, beside it, to train from.
 FLOAT_WEIGHTS_KEY = "hc_studio.float_weights"
@@ -61,6 +65,7 @@ class ModelMetadata:
     validation: Mapping[str, Any] = field(default_factory=dict)
     architecture: Mapping[str, Any] = field(default_factory=dict)  # models.networks config
     date: str = field(default_factory=lambda: datetime.date.today().isoformat())
+    flip_average: bool = False  # see `ExportWrapper`
 
     def as_properties(self) -> dict[str, str]:
         """The `hc_studio.*` metadata_props of the ONNX file."""
@@ -77,6 +82,7 @@ class ModelMetadata:
             "hc_studio.date": self.date,
             "hc_studio.validation": json.dumps(dict(self.validation)),
             ARCHITECTURE_KEY: json.dumps(dict(self.architecture)),
+            TEST_TIME_KEY: FLIP_AVERAGE if self.flip_average else "none",
         }
 
 
@@ -210,7 +216,7 @@ def export_network(
     file when the check fails.
     """
     image_size = (metadata.input_height, metadata.input_width)
-    wrapper = ExportWrapper(copy.deepcopy(network).cpu().float()).eval()
+    wrapper = ExportWrapper(copy.deepcopy(network).cpu().float(), metadata.flip_average).eval()
     with stdout_to_stderr():
         graph = _finished_graph(_graph_bytes(wrapper, image_size), metadata.as_properties())
         worst = parity_check(wrapper, graph, image_size, tolerance)
@@ -219,9 +225,15 @@ def export_network(
 
 
 def export_checkpoint(
-    checkpoint_path: str | Path, onnx_path: str | Path, name: str | None = None
+    checkpoint_path: str | Path,
+    onnx_path: str | Path,
+    name: str | None = None,
+    flip_average: bool = False,
 ) -> Path:
     """Export the student network of a training checkpoint; returns `onnx_path`.
+
+    `flip_average`: the graph averages the network over the image and its mirror
+    (`ExportWrapper`).
 
     The model's name defaults to the run folder's name (checkpoints live in RUN_DIR/checkpoints).
     Raises CheckpointError for an unusable file, ExportParityError if the graph is off.
@@ -246,6 +258,7 @@ def export_checkpoint(
         data=state.get("data", ""),
         validation=state.get("best") or {},
         architecture=config,
+        flip_average=flip_average,
     )
     export_network(network, onnx_path, metadata)
     return onnx_path
@@ -277,11 +290,13 @@ def reexport_onnx(
     name: str | None = None,
     data: str | None = None,
     validation: Mapping[str, Any] | None = None,
+    flip_average: bool | None = None,
 ) -> Path:
     """Export an HC Studio ONNX model again with new descriptive metadata; returns `onnx_path`.
 
     The weights and architecture come from `source` (see `load_onnx_weights`), so the new file
-    is checked against torch like any export; its training method and date are kept.
+    is checked against torch like any export; its training method and date are kept, and its
+    flip averaging unless `flip_average` says otherwise.
     """
     source, onnx_path = Path(source), Path(onnx_path)
     config, state = load_onnx_weights(source)
@@ -301,6 +316,9 @@ def reexport_onnx(
         ),
         architecture=config,
         date=old.get("hc_studio.date") or datetime.date.today().isoformat(),
+        flip_average=(
+            flip_average if flip_average is not None else old.get(TEST_TIME_KEY) == FLIP_AVERAGE
+        ),
     )
     export_network(network, onnx_path, metadata)
     return onnx_path

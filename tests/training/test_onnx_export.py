@@ -204,3 +204,48 @@ def test_float_weights_outside_the_folder_missing_or_looping_are_refused(tmp_pat
     int8_path = _with_float_weights(float_path, tmp_path / "int8.onnx", name)
     with pytest.raises(CheckpointError, match="float.weights"):
         load_onnx_weights(int8_path)
+
+
+def _probability(path: Path, image: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probability"], {"image": image})[0]
+
+
+def test_a_flip_averaged_model_is_the_mean_over_the_frame_and_its_mirror(tmp_path) -> None:
+    net = _trained_looking_net().eval()
+    plain, flipped = tmp_path / "plain.onnx", tmp_path / "flip.onnx"
+    export_network(net, plain, ModelMetadata("tiny", 32, 48, architecture=net.config))
+    metadata = ModelMetadata("tiny", 32, 48, architecture=net.config, flip_average=True)
+    export_network(net, flipped, metadata)
+    images = np.random.default_rng(1).random((2, 1, 32, 48), dtype=np.float32)
+    mirrored = np.ascontiguousarray(images[..., ::-1])
+    expected = (_probability(plain, images) + _probability(plain, mirrored)[..., ::-1]) / 2
+    averaged = _probability(flipped, images)
+    assert averaged.shape == images.shape
+    assert np.abs(averaged - expected).max() < 1e-5
+    # Mirroring the frame mirrors the answer, which a single pass does not do.
+    assert np.abs(_probability(flipped, mirrored)[..., ::-1] - averaged).max() < 1e-6
+    assert (
+        np.abs(_probability(plain, mirrored)[..., ::-1] - _probability(plain, images)).max() > 1e-3
+    )
+    properties = {p.key: p.value for p in onnx.load(str(flipped)).metadata_props}
+    assert properties[export_onnx.TEST_TIME_KEY] == "flip-average"
+    # The same weights: training can start from it like from any HC Studio model.
+    _, state = load_onnx_weights(flipped)
+    for key, value in net.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(state[key], value), key
+
+
+def test_export_command_adds_flip_averaging_and_keeps_it_when_renaming(tmp_path) -> None:
+    net = _trained_looking_net()
+    source = tmp_path / "run.onnx"
+    export_network(net, source, ModelMetadata("run", 32, 48, architecture=net.config))
+    flipped, renamed = tmp_path / "flip.onnx", tmp_path / "renamed.onnx"
+    assert main(["export", str(source), "--out", str(flipped), "--flip-average"]) == 0
+    assert main(["export", str(flipped), "--out", str(renamed), "--name", "shipped"]) == 0
+    for path, expected in ((source, "none"), (flipped, "flip-average"), (renamed, "flip-average")):
+        properties = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert properties[export_onnx.TEST_TIME_KEY] == expected, path.name
+    image = np.random.default_rng(2).random((1, 1, 32, 48), dtype=np.float32)
+    assert np.array_equal(_probability(flipped, image), _probability(renamed, image))

@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="An `hc-studio evaluate` JSON report whose figures an ONNX model should carry "
         "(default: the model's own figures).",
     )
+    parser.add_argument(
+        "--flip-average",
+        action="store_true",
+        help="Make the model average the network's output on each frame and on its left-right "
+        "mirror (test-time flip augmentation: one call, twice the network's work).",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,9 +88,12 @@ def run(args: argparse.Namespace) -> int:
                 say(f"hc-studio export: error: {args.validation}: not an evaluation JSON report")
                 return EXIT_ERROR
         if args.checkpoint.suffix.lower() == ".onnx":
-            path = reexport_onnx(args.checkpoint, args.out, args.name, args.data, validation)
+            flip = True if args.flip_average else None  # None: keep the model's own
+            path = reexport_onnx(args.checkpoint, args.out, args.name, args.data, validation, flip)
         else:
-            path = export_checkpoint(args.checkpoint, args.out, name=args.name)
+            path = export_checkpoint(
+                args.checkpoint, args.out, name=args.name, flip_average=args.flip_average
+            )
     except (CheckpointError, ExportParityError, OSError) as error:
         say(f"hc-studio export: error: {error}")
         return EXIT_ERROR
