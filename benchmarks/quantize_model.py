@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from hc_studio.core.training.export_onnx import FLOAT_WEIGHTS_KEY
 
 
 def calibration_inputs(folder: Path, height: int, width: int, count: int) -> list[np.ndarray]:
@@ -72,8 +73,17 @@ def float_nodes(model_path: Path, recipe: Recipe) -> list[str]:
 
 
 def quantise(
-    model: Path, calibration: Path, out: Path, count: int = 64, recipe: Recipe = Recipe()
+    model: Path,
+    calibration: Path,
+    out: Path,
+    count: int = 64,
+    recipe: Recipe = Recipe(),
+    float_weights: str | None = None,
 ) -> None:
+    """Write the int8 model of `model` to `out`; `float_weights`: the name of the float model
+    beside `out` that training starts from (`hc_studio.float_weights`); it must be there."""
+    if float_weights is not None and not (out.parent / float_weights).is_file():
+        raise ValueError(f"{float_weights}: the float weights must be beside {out} (not found)")
     import onnx
     from hc_studio.core.inference import SegmentationEngine
     from onnxruntime.quantization import (
@@ -122,6 +132,9 @@ def quantise(
     source = onnx.load(str(model))
     del result.metadata_props[:]
     result.metadata_props.extend(source.metadata_props)
+    if float_weights is not None:
+        entry = result.metadata_props.add()
+        entry.key, entry.value = FLOAT_WEIGHTS_KEY, float_weights
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(result, str(out))
 
@@ -145,10 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         help="Keep nodes whose names start with PREFIX in float (repeatable).",
     )
     parser.add_argument("--float-head", action="store_true", help="Keep the output head in float.")
+    parser.add_argument(
+        "--float-weights",
+        metavar="NAME",
+        help="The float model beside --out that `train --init` and `--adapt` start from "
+        "(int8 convolutions with batch norm folded in cannot be trained).",
+    )
     args = parser.parse_args(argv)
     recipe = Recipe(args.percentile, tuple(args.float_nodes), args.float_head)
     try:
-        quantise(args.model, args.calibration, args.out, args.frames, recipe)
+        quantise(args.model, args.calibration, args.out, args.frames, recipe, args.float_weights)
     except (OSError, ValueError) as error:
         print(f"quantize_model: {error}", file=sys.stderr)
         return 2

@@ -160,6 +160,14 @@ def test_a_quantisation_recipe_names_the_layers_it_keeps_in_float(
     args = [str(model), "--calibration", str(frames), "--out", str(out), "--float-head"]
     assert quantize([*args, "--percentile", "99.99"]) == 0
     assert SegmentationEngine(out, "cpu").name == "tiny-threshold"  # metadata kept
+    # The float model training starts from must be beside the int8 one, and is named by it.
+    named_out = tmp_path / "named_int8.onnx"
+    float_args = [str(model), "--calibration", str(frames), "--out", str(named_out)]
+    assert quantize([*float_args, "--float-weights", "absent.onnx"]) == 2
+    assert not named_out.exists()
+    assert quantize([*float_args, "--float-weights", model.name]) == 0
+    properties = {p.key: p.value for p in onnx.load(str(named_out)).metadata_props}
+    assert properties["hc_studio.float_weights"] == model.name
 
 
 def test_the_teachers_of_several_runs_average_and_a_missing_teacher_is_named(tmp_path):

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--flip-average",
         action="store_true",
         help="Make the model average the network's output on each frame and on its left-right "
-        "mirror (test-time flip augmentation: one call, twice the network's work).",
+        "mirror (test-time flip augmentation: one call, twice the network's work). Default: off "
+        "for a checkpoint; an ONNX model keeps its own.",
     )
 
 
