@@ -30,7 +30,7 @@ RESIZE_MODES = ("stretch", "letterbox")
 OUTPUT_KINDS = ("probability", "logits")
 DEFAULT_INPUT_HW = (256, 384)
 DEFAULT_MULTIPLE = 16
-DEFAULT_MODEL_FILE = "hc_head_ersr_v3.onnx"  # in the hc_studio.models package (MODEL_CARD.md)
+DEFAULT_MODEL_FILE = "hc_head_ersr_v4.onnx"  # in the hc_studio.models package (MODEL_CARD.md)
 # Network input sides HC Studio accepts: below 16 a U-Net has nothing left at its bottleneck;
 # 4096 is over ten times the shipped model's 224x320 and keeps one input under 64 MB.
 INPUT_SIDE_RANGE = (16, 4096)

@@ -9,7 +9,7 @@ import pytest
 import speed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_MODEL = REPO_ROOT / "models" / "hc_head_ersr_v3.onnx"
+SHIPPED_MODEL = REPO_ROOT / "models" / "hc_head_ersr_v4.onnx"
 SAMPLE_FRAMES = sorted((REPO_ROOT / "resources" / "samples").glob("*.png"))
 
 

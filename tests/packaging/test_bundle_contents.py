@@ -199,7 +199,11 @@ def test_the_default_model_lands_where_the_lookup_finds_it(contents, staged: Pat
     that folder is <bundle>/_internal/hc_studio/models, the data destination below."""
     data = contents.package_data(staged)
     models = [(Path(source).name, folder) for source, folder in data if source.endswith(".onnx")]
-    assert models == [("hc_head_ersr_v3.onnx", "hc_studio/models")]
+    # The default model (int8) and the float weights it names, which training starts from.
+    assert sorted(models) == [
+        ("hc_head_ersr_v3.onnx", "hc_studio/models"),
+        ("hc_head_ersr_v4.onnx", "hc_studio/models"),
+    ]
     destinations = {(Path(source).name, folder) for source, folder in data}
     assert ("MODEL_CARD.md", "hc_studio/models") in destinations
     for name in ("291_HC.png", "pixel_size.csv", "ATTRIBUTION.md"):
@@ -224,7 +228,7 @@ def test_the_staged_layout_resolves_the_default_model(staged: Path) -> None:
         env={"PYTHONPATH": str(staged), "PATH": "/usr/bin:/bin"},
     )
     found = Path(result.stdout.strip())
-    assert found == staged / "hc_studio" / "models" / "hc_head_ersr_v3.onnx"
+    assert found == staged / "hc_studio" / "models" / "hc_head_ersr_v4.onnx"
 
 
 def test_the_spec_compiles_and_uses_the_launcher() -> None:
