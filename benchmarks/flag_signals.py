@@ -142,6 +142,7 @@ def summarise(rows: Sequence[dict], budget_share: float, large_error: float) -> 
         for a, b in itertools.combinations(oriented, 2)
     }
     best_pair = max(pairs, key=lambda key: (pairs[key]["caught"], -pairs[key]["flagged"]))
+    best_single = max(singles, key=lambda key: (singles[key]["caught"], -singles[key]["flagged"]))
     return {
         "frames": len(rows),
         "large_error_mm": large_error,
@@ -149,7 +150,13 @@ def summarise(rows: Sequence[dict], budget_share: float, large_error: float) -> 
         "flag_budget": budget,
         "hc_abs_mean_mm": float(errors.mean()) if rows else None,
         "signals": singles,
-        "best_pair": {"signals": best_pair, **pairs[best_pair]},
+        "best_single": best_single,
+        # What a second signal adds to the best one alone (0: no pair helps).
+        "best_pair": {
+            "signals": best_pair,
+            **pairs[best_pair],
+            "gain_over_best_single": pairs[best_pair]["caught"] - singles[best_single]["caught"],
+        },
         "pairs": pairs,
     }
 
@@ -193,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     best = summary["best_pair"]
     print(
         f"best pair {best['signals']}: {best['caught']}/{summary['large_errors']}"
-        f" flagging {best['flagged']}/{summary['frames']}"
+        f" flagging {best['flagged']}/{summary['frames']};"
+        f" {best['gain_over_best_single']:+d} over the best single signal, {summary['best_single']}"
     )
     if args.json:
         with atomic_write(args.json) as handle:

@@ -29,6 +29,14 @@ def test_the_oracle_pair_catches_what_neither_signal_catches_alone() -> None:
     b = np.array([0.0, 9, 1, 2, 3, 4, 5, 6, 7, 8]) / 10
     assert flag_signals.oracle_catch([a], positive, budget=2) == {"caught": 1, "flagged": 1}
     assert flag_signals.oracle_catch([a, b], positive, budget=2) == {"caught": 2, "flagged": 2}
+    rows = [
+        {"file": str(i), "error_mm": 9.0 if positive[i] else 1.0, "fit_iou": 1.0,
+         "confidence": 1.0, "band_mm": a[i], "mirror_mm": b[i], "pixel_mm": 0.1, "hc_mm": 200.0}
+        for i in range(10)
+    ]  # fmt: skip
+    summary = flag_signals.summarise(rows, budget_share=0.2, large_error=5.0)
+    assert summary["best_pair"]["signals"] == "band_mm+mirror_mm"
+    assert summary["best_pair"]["gain_over_best_single"] == 1
     # A budget of nothing flags nothing.
     assert flag_signals.oracle_catch([a, b], positive, budget=0) == {"caught": 0, "flagged": 0}
 
@@ -51,7 +59,10 @@ def test_summary_orients_the_signals_so_that_low_fit_iou_is_doubtful() -> None:
     assert summary["large_errors"] == 2 and summary["flag_budget"] == 2
     assert summary["signals"]["fit_iou"] == {"auc": 1.0, "caught": 2, "flagged": 2}
     assert summary["signals"]["confidence"]["caught"] == 0
-    assert summary["best_pair"]["caught"] == 2
+    assert summary["best_single"] == "fit_iou"
+    assert (
+        summary["best_pair"]["caught"] == 2 and summary["best_pair"]["gain_over_best_single"] == 0
+    )
 
 
 def test_frame_signals_measure_the_frame_as_protocol_eval_does(tmp_path, tiny_onnx_model) -> None:
