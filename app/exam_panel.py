@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Iterable
 from html import escape
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -181,9 +181,21 @@ class ExamPanel(QWidget):
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header_view = table.horizontalHeader()
-        for column in range(len(header) - 1):
-            header_view.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header_view.setStretchLastSection(True)
+        # The first and last columns (names, spreads and references: long text) share the width
+        # left by the short middle ones and wrap; the table never grows wider than the panel,
+        # which has no horizontal scroll bar to show what would be cut off.
+        for column in range(len(header)):
+            edge = column in (0, len(header) - 1)
+            mode = (
+                QHeaderView.ResizeMode.Stretch if edge else QHeaderView.ResizeMode.ResizeToContents
+            )
+            header_view.setSectionResizeMode(column, mode)
+        # A column that changes width (the stretched last one follows the panel) rewraps its
+        # text: the rows must be measured again or their text is cut off. After the event:
+        # while the header signals, the table still reports the column's old width.
+        header_view.sectionResized.connect(
+            lambda *_: QTimer.singleShot(0, table, lambda: _fit_rows(table))
+        )
         return table
 
     def _layout(self) -> None:
@@ -528,8 +540,14 @@ def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
             item = QTableWidgetItem(text)
             item.setToolTip(text)
             table.setItem(row, column, item)
+    _fit_rows(table)
+
+
+def _fit_rows(table: QTableWidget) -> None:
+    """Rows as tall as their wrapped text at the current column widths; the table as tall as
+    its rows (it sits in the panel's scroll area, never scrolls itself)."""
     table.resizeRowsToContents()
-    rows_height = sum(table.rowHeight(r) for r in range(len(rows)))
+    rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
     table.setFixedHeight(table.horizontalHeader().height() + rows_height + 2 * table.frameWidth())
 
 

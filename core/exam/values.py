@@ -140,11 +140,12 @@ class ParameterValue:
         return (min(self.values), max(self.values)) if self.measurements else None
 
     def spread_text(self) -> str:
-        """'SD 0.8 mm, range 171.2-173.0 mm' ('' with fewer than two measurements)."""
+        """'SD 0.8 mm, range 171.2 to 173.0 mm' ('' with fewer than two measurements); words,
+        not a dash, between the ends, so that a narrow column can wrap the range."""
         if self.count < 2:
             return ""
         low, high = self.range  # type: ignore[misc]
-        return f"SD {self.sd:.1f} {self.unit}, range {low:.1f}-{high:.1f} {self.unit}"
+        return f"SD {self.sd:.1f} {self.unit}, range {low:.1f} to {high:.1f} {self.unit}"
 
 
 def exam_values(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,30 @@ def test_no_more_than_the_limit_of_frames_can_be_ticked(qtbot, tmp_path: Path) -
     third.setCheckState(Qt.CheckState.Checked)
     assert third.checkState() == Qt.CheckState.Unchecked
     assert panel.values["hc"].count == 2
+
+
+def test_row_heights_follow_the_column_widths_when_the_panel_is_resized(panel, qtbot) -> None:
+    # The spread column stretches with the panel: a narrower panel wraps its text onto more
+    # lines, and a row left at its old height cuts the text off ("47.2-47.2 mr").
+    table = panel.values_table
+    panel.resize(900, 900)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.resize(330, 900)
+    qtbot.wait(50)
+    header = table.horizontalHeader()
+    assert (
+        sum(header.sectionSize(c) for c in range(table.columnCount())) <= table.viewport().width()
+    )
+    needed = [table.sizeHintForRow(row) for row in range(table.rowCount())]
+    assert [table.rowHeight(row) for row in range(table.rowCount())] == needed
+    assert table.height() >= table.horizontalHeader().height() + sum(needed)
+    # Every word of the wrapped columns fits its column: nothing is elided ("174.6-17...").
+    # Lines break at spaces and after a hyphen between letters ("outer-|to-|outer"), never
+    # inside a number range.
+    metrics = table.fontMetrics()
+    for column in (0, table.columnCount() - 1):
+        texts = [table.item(r, column).text() for r in range(table.rowCount())]
+        words = [w for text in texts for w in re.split(r"\s+|(?<=[A-Za-z]-)", text) if w]
+        widest = max(metrics.horizontalAdvance(word) for word in words)
+        assert widest <= table.columnWidth(column) - 8, (column, table.columnWidth(column))

@@ -32,7 +32,7 @@ def test_mean_of_three_with_sd_and_range() -> None:
     assert hc.count == 3 and hc.value == pytest.approx(173.0)
     assert hc.sd == pytest.approx(statistics.stdev([170.0, 172.0, 177.0]))
     assert hc.range == (170.0, 177.0) and hc.how == "mean of 3"
-    assert hc.spread_text() == "SD 3.6 mm, range 170.0-177.0 mm"
+    assert hc.spread_text() == "SD 3.6 mm, range 170.0 to 177.0 mm"
     assert values["bpd"].value == pytest.approx(173.0 / 3.6)
     assert values["ofd"].value == pytest.approx(173.0 / 2.9)
 
