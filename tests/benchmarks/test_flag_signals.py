@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import flag_signals
 import numpy as np
 import protocol_eval
 import pytest
-from hc_studio.core.dataset import import_labelled_folder
 from hc_studio.core.inference import SegmentationEngine
-from hc_studio.core.phantom import make_phantom
 
 
 def test_auc_is_one_for_a_separating_signal_and_a_half_for_a_constant_one() -> None:
@@ -65,20 +62,12 @@ def test_summary_orients_the_signals_so_that_low_fit_iou_is_doubtful() -> None:
     )
 
 
-def test_frame_signals_measure_the_frame_as_protocol_eval_does(tmp_path, tiny_onnx_model) -> None:
+def test_frame_signals_measure_the_frame_as_protocol_eval_does(
+    tmp_path, tiny_onnx_model, labelled_phantoms
+) -> None:
     data = tmp_path / "training_set"
     data.mkdir()
-    for seed in range(3):
-        phantom = make_phantom((135, 200), seed=seed)
-        for name, image in (
-            (f"00{seed}_HC.png", phantom.image),
-            (f"00{seed}_HC_Annotation.png", phantom.outline),
-        ):
-            cv2.imwrite(str(data / name), np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
-    (data / "pixel_size.csv").write_text(
-        "filename,pixel size(mm)\n" + "".join(f"00{s}_HC.png,0.2\n" for s in range(3))
-    )
-    pairs = import_labelled_folder(data, None, None, False).pairs
+    pairs = labelled_phantoms(data, count=3, shape=(135, 200), pixel_mm=0.2)
     engine = SegmentationEngine(tiny_onnx_model, device="cpu")
     rows = [flag_signals.frame_signals(pair, engine) for pair in pairs]
     assert any(row is not None for row in rows)
