@@ -25,6 +25,7 @@ UNPLACED_COLOUR = (170, 170, 170)
 # Where the far end may go along the axis, as a fraction of near -> far outer: from the middle of
 # the head to a little outside the skull.
 _SLIDE_RANGE = (0.5, 1.1)
+_PLACE_HINT = "Drag this end onto the far inner border of the skull. "
 
 
 class BpdOuterInnerCaliper(QObject):
@@ -77,7 +78,9 @@ class BpdOuterInnerCaliper(QObject):
         self._far_outer = np.asarray(skull.far_outer_xy, dtype=float)
         far = skull.far_inner_xy if skull.far_inner_xy is not None else skull.far_outer_xy
         self.placed_by = "image" if skull.far_inner_xy is not None else None
-        self.label.setToolTip(skull.note)
+        hint = "" if skull.far_inner_xy is not None else _PLACE_HINT
+        self.label.setToolTip(f"{hint}{skull.note}")
+        self.far_end.setToolTip(_PLACE_HINT.strip())
         self.near_end.setPos(QPointF(*self._near))
         self._move_far_end(np.asarray(far, dtype=float))
         self._draw()
@@ -143,9 +146,15 @@ class BpdOuterInnerCaliper(QObject):
         length = self.length
         unit = self._spacing.unit if self._spacing is not None else ""
         self.label.setColor(colour)
+        outward = 1.0
         if length is None:
-            self.label.setText("BPD o-i: not found, drag the end onto the far inner border")
+            self.label.setText("BPD o-i: not found")
+            # The end waits on the outer border: the message goes outside the head, away from
+            # the near end, not across the BPD axis and the head it would hide; short, so that
+            # it fits beside a head that fills the frame (how to place it is the tooltip's).
+            outward = 1.0 if far[0] >= self._near[0] else -1.0
         else:
             edited = " (moved)" if self.placed_by == "user" else ""
             self.label.setText(f"BPD o-i {length:.1f} {unit}{edited}")
-        self.label.setPos(QPointF(*(far + np.array([8.0, 0.0]))))
+        self.label.setAnchor((0.0 if outward > 0 else 1.0, 0.5))
+        self.label.setPos(QPointF(*(far + np.array([8.0 * outward, 0.0]))))

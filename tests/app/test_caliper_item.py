@@ -79,9 +79,28 @@ def test_an_unfound_border_is_no_length_until_the_user_places_it(view_box, skull
     caliper = BpdOuterInnerCaliper(view_box)
     caliper.set_skull(unfound, SPACING)
     assert caliper.length is None and caliper.placed_by is None
-    assert "not found" in caliper.label.textItem.toPlainText()
+    assert caliper.label.textItem.toPlainText() == "BPD o-i: not found"
+    assert caliper.label.toolTip().startswith("Drag this end onto the far inner border")
     caliper.move_far_end(skull.far_inner_xy)
     assert caliper.length == pytest.approx(skull.outer_inner, abs=1e-6)
 
     caliper.set_skull(None, None)
     assert caliper.length is None and not caliper.line.isVisible()
+
+
+def test_an_unfound_border_says_so_outside_the_head(view_box, skull) -> None:
+    # The far end on the outer border, left of the near end: the message extends further left,
+    # over the background, not back across the head and its BPD axis.
+    near, far = np.array(skull.near_outer_xy), np.array(skull.far_outer_xy)
+    if far[0] > near[0]:
+        near, far = far, near
+    unfound = SkullBpd(skull.outer_outer, None, None, "mm", tuple(near), tuple(far), None, note="")
+    caliper = BpdOuterInnerCaliper(view_box)
+    caliper.set_skull(unfound, SPACING)
+    assert caliper.label.pos().x() < far[0]
+    assert tuple(caliper.label.anchor) == (1.0, 0.5)  # the text ends at that point
+
+    # Found, the label keeps its place beside the far end, inside the skull.
+    caliper.set_skull(skull, SPACING)
+    assert tuple(caliper.label.anchor) == (0.0, 0.5)
+    assert caliper.label.pos().x() == pytest.approx(skull.far_inner_xy[0] + 8)
