@@ -25,7 +25,7 @@ UNPLACED_COLOUR = (170, 170, 170)
 # Where the far end may go along the axis, as a fraction of near -> far outer: from the middle of
 # the head to a little outside the skull.
 _SLIDE_RANGE = (0.5, 1.1)
-_PLACE_HINT = "Drag this end onto the far inner border of the skull. "
+_PLACE_HINT = "Drag this end onto the far inner border of the skull."
 
 
 class BpdOuterInnerCaliper(QObject):
@@ -78,9 +78,9 @@ class BpdOuterInnerCaliper(QObject):
         self._far_outer = np.asarray(skull.far_outer_xy, dtype=float)
         far = skull.far_inner_xy if skull.far_inner_xy is not None else skull.far_outer_xy
         self.placed_by = "image" if skull.far_inner_xy is not None else None
-        hint = "" if skull.far_inner_xy is not None else _PLACE_HINT
-        self.label.setToolTip(f"{hint}{skull.note}")
-        self.far_end.setToolTip(_PLACE_HINT.strip())
+        hint = None if skull.far_inner_xy is not None else _PLACE_HINT
+        self.label.setToolTip(" ".join(text for text in (hint, skull.note) if text))
+        self.far_end.setToolTip(_PLACE_HINT)
         self.near_end.setPos(QPointF(*self._near))
         self._move_far_end(np.asarray(far, dtype=float))
         self._draw()

@@ -191,11 +191,12 @@ class ExamPanel(QWidget):
             )
             header_view.setSectionResizeMode(column, mode)
         # A column that changes width (the stretched last one follows the panel) rewraps its
-        # text: the rows must be measured again or their text is cut off. After the event:
-        # while the header signals, the table still reports the column's old width.
-        header_view.sectionResized.connect(
-            lambda *_: QTimer.singleShot(0, table, lambda: _fit_rows(table))
-        )
+        # text: the rows must be measured again or their text is cut off. After the event
+        # (while the header signals, the table still reports the old width), and once for all
+        # the columns one resize of the panel moves: a restarted zero-interval timer.
+        refit = QTimer(table, singleShot=True, interval=0)
+        refit.timeout.connect(lambda: _fit_rows(table))
+        header_view.sectionResized.connect(refit.start)
         return table
 
     def _layout(self) -> None:
