@@ -3,7 +3,8 @@
 For every checkpoint given (e.g. the copies of `last.pt` kept at each validation of a run), two
 candidates are exported to ONNX: the trained network (`<stem>-student.onnx`) and the run's EMA
 teacher, an exponential moving average of the trained weights (`<stem>-ema.onnx`; the trainer
-keeps one for the methods that use a teacher, and for ERSR's supervised stage too). The shipped
+keeps one for the methods that use a teacher, and for ERSR's supervised stage too). An `.onnx`
+file among the checkpoints is a candidate as it is. The shipped
 model, when given with `--baseline`, is a candidate as well. Each is scored on the protocol's
 validation side (`protocol_eval.score_model`, the `hc-studio measure` path at full resolution);
 the choice is the lowest mean |HC error| over the frames every candidate measured (a candidate
@@ -178,12 +179,39 @@ def means_on_common_frames(
     return [float(np.mean([model[f] for f in common])) for model in errors], len(common)
 
 
+def candidate_models(
+    paths: Sequence[Path],
+    out_dir: Path,
+    recompute_bn: Path | None = None,
+    refiner_of: Path | None = None,
+    margin: float = 1.25,
+) -> list[Path]:
+    """The ONNX models to score for `paths`: a checkpoint's student and EMA teacher (and its
+    recomputed EMA with `recompute_bn`); an `.onnx` path is already a model (a network exported
+    elsewhere, e.g. restored from a run kept in half precision) and is scored as it is."""
+    models: list[Path] = []
+    for path in paths:
+        if path.suffix == ".onnx":
+            exported = [path]
+        else:
+            exported = export_candidates(path, out_dir)
+            if recompute_bn is not None:
+                recomputed = export_recomputed_ema(path, out_dir, recompute_bn)
+                exported += [recomputed] if recomputed is not None else []
+        if refiner_of is not None:
+            exported = [pair_with(refiner_of, model, margin) for model in exported]
+        models += exported
+    return models
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="HC18 training_set")
-    parser.add_argument("checkpoints", type=Path, nargs="+", metavar="CKPT")
+    parser.add_argument(
+        "checkpoints", type=Path, nargs="+", metavar="CKPT", help="checkpoints, or ONNX models"
+    )
     parser.add_argument("--split", type=Path, required=True, help="protocol_split.json")
     parser.add_argument("--baseline", type=Path, help="the shipped model, scored as a candidate")
     parser.add_argument("--out-dir", type=Path, required=True, help="where the ONNX files go")
@@ -201,14 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = load_pairs(args.data_dir, split_frames(args.split, "validation"))
     candidates = [args.baseline] if args.baseline else []
-    for checkpoint in args.checkpoints:
-        exported = export_candidates(checkpoint, args.out_dir)
-        if args.recompute_bn is not None:
-            recomputed = export_recomputed_ema(checkpoint, args.out_dir, args.recompute_bn)
-            exported += [recomputed] if recomputed is not None else []
-        if args.refiner_of is not None:
-            exported = [pair_with(args.refiner_of, model, args.margin) for model in exported]
-        candidates += exported
+    candidates += candidate_models(
+        args.checkpoints, args.out_dir, args.recompute_bn, args.refiner_of, args.margin
+    )
     draws = patient_draws([p.patient for p in pairs], BOOTSTRAP_DRAWS, BOOTSTRAP_SEED)
     rows, errors = [], []
     for model in candidates:

@@ -335,6 +335,20 @@ def test_candidates_are_the_student_and_the_ema_teacher_of_a_checkpoint(tmp_path
     assert [p.stat().st_mtime_ns for p in paths] == stamps
 
 
+def test_an_onnx_candidate_is_scored_as_it_is_beside_a_checkpoints_two(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import select_candidate
+
+    checkpoint, _, _ = _checkpoint_with_teacher(tmp_path)
+    exported = tmp_path / "restored-ema.onnx"
+    exported.write_bytes(b"an exported model")
+    models = select_candidate.candidate_models([exported, checkpoint], tmp_path / "out")
+    assert models[0] == exported
+    assert [p.name for p in models[1:]] == ["iter_100-student.onnx", "iter_100-ema.onnx"]
+    assert exported.read_bytes() == b"an exported model"  # not re-exported or touched
+    assert not (tmp_path / "out" / "restored-ema-student.onnx").exists()
+
+
 def test_the_recomputed_ema_has_its_own_batchnorm_statistics_over_the_frames(
     tmp_path: Path,
 ) -> None:
