@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from average_checkpoints import with_weights
+
 NETWORKS = ("ema", "student")
 # The checkpoint entries an export needs besides the network; the optimiser's state, the
 # samplers' and the random streams' are left out (a slim checkpoint cannot be resumed).
-KEPT = ("format", "version", "method", "iteration", "settings", "best", "data")
+KEPT = ("format", "version", "method", "iteration", "settings", "data")
 
 
 def half_weights(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,7 +38,8 @@ def half_weights(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def slim_checkpoint(checkpoint: Mapping[str, Any], network: str) -> dict[str, Any]:
-    """The checkpoint of `network` ('ema' or 'student') of a training `checkpoint`."""
+    """The checkpoint of `network` ('ema' or 'student') of a training `checkpoint`: one set of
+    weights, no teacher and no best score (`average_checkpoints.with_weights`)."""
     if network == "ema":
         weights = checkpoint.get("teacher")
         if weights is None:
@@ -46,9 +49,8 @@ def slim_checkpoint(checkpoint: Mapping[str, Any], network: str) -> dict[str, An
     else:
         raise ValueError(f"unknown network {network!r}; use one of {', '.join(NETWORKS)}")
     slim = {key: checkpoint[key] for key in KEPT if key in checkpoint}
-    slim["model"] = {"config": checkpoint["model"]["config"], "state": half_weights(weights)}
-    slim["teacher"] = None
-    return slim
+    slim["model"] = {"config": checkpoint["model"]["config"]}
+    return with_weights(slim, half_weights(weights))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ def _run_checkpoint(path: Path, with_teacher: bool = True) -> tuple[UNet, UNet]:
             "settings": {"image_size": [32, 48]},
             "method": {"name": "ersr"},
             "iteration": 100,
+            "best": {"dice": 0.5},  # the run's best score, not either network's
         },
     )
     return student, teacher
@@ -54,6 +55,7 @@ def test_each_network_is_kept_alone_in_half_precision(tmp_path: Path) -> None:
     for name, network in (("ema", teacher), ("student", student)):
         slim = load_checkpoint(tmp_path / "slim" / f"iter_000100-{name}.pt")
         assert slim["teacher"] is None and "optimizer" not in slim
+        assert slim["best"] is None
         assert slim["iteration"] == 100
         state = slim["model"]["state"]
         for key, value in network.state_dict().items():
